@@ -57,3 +57,16 @@ def imagewoof_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def not_dogs() -> Path:
     """../shared/data/not-dogs: one photo of each non-dog ImageNet class."""
     return require_shared_data("not-dogs")
+
+
+# --- models (stages/baseline.py, stages/train.py) ---
+
+
+@pytest.fixture(scope="session")
+def baseline_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real baseline model (120 Stanford breeds) exported by `stages.baseline` into a temp dir."""
+    from stages.baseline import build
+
+    out = tmp_path_factory.mktemp("baseline")
+    build(out, "efficientnet-lite0", image_size=224, resize=256)
+    return out
