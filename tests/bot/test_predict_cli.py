@@ -148,3 +148,30 @@ def test_bot_imports_neither_torch_nor_lightning() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.slow
+def test_real_photos_with_the_baseline_model(
+    baseline_model_dir: Path,
+    imagewoof_small: Path,
+    not_dogs: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Real ImageWoof photos: the true breed is in the top 3 for most; non-dogs are rejected."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    first = sorted((imagewoof_small / "Images").rglob("*.JPEG"))[0].read_bytes()
+    (broken / "half.jpg").write_bytes(first[: len(first) // 2])
+    non_dogs = sorted(not_dogs.iterdir())[:40]
+    args = [str(imagewoof_small / "Images"), str(broken), *map(str, non_dogs)]
+    code, records = run_json(capsys, *args, "--model", str(baseline_model_dir))
+    assert code == 0
+    dogs, bad, others = records[:120], records[120], records[121:]
+    assert bad["error"] == "truncated"
+    hits = [
+        Path(r["path"]).parent.name.split("-")[0] in {b["wnid"] for b in r["breeds"]} for r in dogs
+    ]
+    assert sum(hits) / len(hits) >= 0.8, f"true breed in top 3 for {sum(hits)}/{len(hits)}"
+    assert sum(r["verdict"] != "not_a_dog" for r in dogs) >= 0.9 * len(dogs)
+    assert sum(r["verdict"] == "not_a_dog" for r in others) >= 0.9 * len(others)

@@ -144,3 +144,18 @@ def test_missing_files_and_bad_json(tmp_path: Path) -> None:
     (model_dir / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         Predictor.load(model_dir)
+
+
+@pytest.mark.slow
+def test_the_real_baseline_model(baseline_model_dir: Path, imagewoof_small: Path) -> None:
+    predictor = Predictor.load(baseline_model_dir, threads=2)
+    predictor.smoke_test()
+    assert len(predictor.labels) == 120 and (predictor.size, predictor.resize) == (224, 256)
+    beagles = sorted((imagewoof_small / "Images").glob("n02088364-beagle/*.JPEG"))
+    top3 = [
+        {b.breed for b in p.breeds}
+        for p in predictor.predict_many(beagles, top_k=3)
+        if not isinstance(p, BadImage)
+    ]
+    assert len(top3) == len(beagles)
+    assert sum("beagle" in t for t in top3) >= 0.75 * len(top3)
