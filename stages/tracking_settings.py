@@ -1,18 +1,14 @@
-"""Where Neptune runs go: mode, token and project from the environment, plus run provenance."""
+"""Where Neptune runs go: mode, token and project from the environment."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import socket
-import subprocess
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -81,28 +77,3 @@ def server_reachable(token: str, timeout: float) -> str | None:
             return None
     except OSError as err:
         return f"cannot reach {server[0]}:{server[1]} ({err.__class__.__name__})"
-
-
-def git_commit(root: Path = Path()) -> str | None:
-    """HEAD of the repository at `root` (the baseline commit under `dvc exp run`), or None."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def data_version(root: Path = Path()) -> str | None:
-    """md5 of data/preprocessed as DVC recorded it in dvc.lock, else a sha256 of its manifest."""
-    lock = root / "dvc.lock"
-    if lock.is_file():
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        for out in stages.get("preprocess", {}).get("outs", []):
-            if out.get("path") == "data/preprocessed" and out.get("md5"):
-                return f"md5:{out['md5']}"
-    manifest = root / "data" / "preprocessed" / "manifest.csv"
-    if manifest.is_file():
-        return "manifest-sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
-    return None

@@ -19,8 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from stages.neptune_logger import log_evaluation, training_logger
-from stages.tracking_settings import NeptuneSettings, data_version
+from stages.export import data_version
+from stages.neptune_eval import log_evaluation
+from stages.neptune_logger import training_logger
+from stages.tracking_settings import NeptuneSettings
 
 PARAMS = {
     "data": {"n_labels": 3, "n_samples": 0},
@@ -198,7 +200,7 @@ def test_offline_run_matches_dvclive(workdir: Path) -> None:
     assert fields["params/train/lr"] == 0.05
     assert fields["params/train/early_stopping/monitor"] == "val/loss"
     assert fields["params/export/dog_threshold"] == "auto"
-    assert fields["provenance/data_version"] == f"md5:{LOCK_MD5}" == data_version(workdir)
+    assert fields["provenance/data_version"] == LOCK_MD5 == data_version()
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert fields["provenance/git_commit"] == head.strip()
     assert fields["training/status"] == "success"
@@ -294,7 +296,7 @@ def test_evaluation_logs_into_a_linked_run(workdir: Path) -> None:
         "backbone": "efficientnet-lite0",
         "labels": labels,
         "thresholds": {"dog": 0.3, "unsure": 0.4},
-        "provenance": {"neptune_run_id": "offline/1234-training"},
+        "provenance": {"neptune_run_id": "offline/1234-training", "data_version": "d1"},
     }
     (models / "model.json").write_text(json.dumps(card))
     records = [
@@ -314,6 +316,7 @@ def test_evaluation_logs_into_a_linked_run(workdir: Path) -> None:
     (run,) = read_offline_runs(workdir)  # offline runs cannot be resumed: a linked run
     fields = run["fields"]
     assert fields["provenance/training_run_id"] == "offline/1234-training"
+    assert fields["provenance/data_version"] == "d1"
     assert (fields["eval/test/top1"], fields["eval/test/top3"], fields["eval/n"]) == (0.75, 1.0, 4)
     assert "eval/note" not in fields and fields["model/version"] == "abc123abc123"
     assert {"evaluate", "efficientnet-lite0"} <= run["tags"]
