@@ -126,12 +126,16 @@ def iter_folder(root: Path) -> Iterator[Entry]:
 def _tar_refusal(member: tarfile.TarInfo) -> tuple[str, str] | None:
     if member.issym() or member.islnk():
         return "link", f"link to {member.linkname}"
+    if member.name.startswith(("/", "\\")):  # the data filter would quietly strip the slash
+        return "absolute_path", f"{member.name} is an absolute path"
     try:
         tarfile.data_filter(member, _FAKE_DEST)
     except tarfile.AbsolutePathError as exc:
         return "absolute_path", str(exc)
     except tarfile.OutsideDestinationError as exc:
         return "path_traversal", str(exc)
+    except tarfile.SpecialFileError as exc:
+        return "special_file", str(exc)
     except tarfile.FilterError as exc:
         return "unsafe_member", str(exc)
     if not member.isfile():
