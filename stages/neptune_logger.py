@@ -47,6 +47,11 @@ class NeptuneLogger(Logger):
         return self._run.id
 
     @property
+    def neptune_run_id(self) -> str | None:
+        """Alias of `run_id`: what stages/train.py looks for on its loggers."""
+        return self._run.id
+
+    @property
     @rank_zero_experiment
     def experiment(self) -> SafeRun:
         """The guarded run (`.raw` is the neptune Run, None when tracking is off)."""

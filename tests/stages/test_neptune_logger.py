@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import socket
 import subprocess
 import threading
@@ -327,3 +328,30 @@ def test_evaluation_logs_into_a_linked_run(workdir: Path) -> None:
     # copied at logging time: later changes to the files do not leak into the run
     (models / "model.json").write_text("{}")
     assert json.loads(stored["model/model_json"].read_text())["version"] == "abc123abc123"
+
+
+def test_dvc_exp_run_tags_the_experiment_name(workdir: Path) -> None:
+    """Under a real `dvc exp run`, the run is tagged with the experiment and uses its project."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "from stages.neptune_logger import training_logger;"
+        "import yaml; lg = training_logger(yaml.safe_load(open('params.yaml')), 3); lg.close()"
+    )
+    stage = {"cmd": f'python -c "{code}"', "params": ["train.lr"]}
+    (workdir / "dvc.yaml").write_text(json.dumps({"stages": {"track": stage}}))
+    (workdir / "params.yaml").write_text(json.dumps(PARAMS))
+    env = {**os.environ, "PYTHONPATH": str(root), "NEPTUNE_EXPERIMENT_PROJECT": "ws/exps"}
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (
+        ["dvc", "init", "-q"],
+        [*git, "add", "-A"],
+        [*git, "commit", "-qm", "pipeline"],
+        ["dvc", "exp", "run", "-q", "-n", "lr-sweep-1", "-S", "train.lr=0.1"],
+    ):
+        subprocess.run(cmd, check=True, env=env, capture_output=True)
+
+    (run,) = read_offline_runs(workdir)
+    assert {"lr-sweep-1", "experiment", "efficientnet-lite0"} <= run["tags"]
+    assert run["fields"]["provenance/dvc_exp_name"] == "lr-sweep-1"
+    assert run["fields"]["provenance/project"] == "ws/exps"
+    assert run["fields"]["params/train/lr"] == 0.1
