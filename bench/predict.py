@@ -1,0 +1,159 @@
+"""Predict latency of one 1280x960 JPEG, end to end: ours (ONNX Runtime) vs the seed's path.
+
+Ours: `bot.predictor.Predictor.predict(path)` = safe decode (JPEG draft at reduced scale) +
+`center_crop` + the exported ONNX model. The seed's: the same EfficientNet-Lite0 network (the
+baseline's weights and heads) traced to TorchScript, with eager torchvision transforms on the
+fully decoded PIL image. Both on 2 threads, interleaved photo by photo so that background load
+hits both alike. Writes a markdown table to stdout and bench/out/predict.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTO = ROOT.parent / "shared/data/imagewoof/Images/n02088364-beagle/n02088364_10006.JPEG"
+THREADS = 2
+LIMIT_MS = 10.0
+MIN_SPEEDUP = 3.0
+
+
+def make_jpeg(out: Path, source: Path = PHOTO) -> Path:
+    """A 1280x960 phone-sized JPEG made by upscaling a real ImageWoof photo."""
+    img = Image.open(source).convert("RGB").resize((1280, 960), Image.Resampling.BICUBIC)
+    img.save(out, "JPEG", quality=90)
+    return out
+
+
+def seed_path(model_dir: Path) -> Callable[[Path], np.ndarray]:
+    """The seed's serving path: TorchScript network + torchvision transforms on the full image."""
+    import torch
+    from torch import nn
+    from torchvision import transforms
+
+    from stages.backbone import load_backbone
+    from stages.baseline import baseline_labels, baseline_net
+    from stages.export import DOG_CLASSES
+
+    torch.set_num_threads(THREADS)
+    net = baseline_net(load_backbone("efficientnet-lite0", 224), [i for i, _ in baseline_labels()])
+
+    class Seed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("dogs", torch.tensor(DOG_CLASSES), persistent=False)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            features = self.net.backbone(x)
+            imagenet = torch.softmax(self.net.backbone.classifier(features), dim=1)
+            return torch.softmax(self.net.head(features), dim=1), imagenet[:, self.dogs].sum(1)
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # jit.trace is what the seed used
+        traced = torch.jit.trace(Seed().eval(), torch.zeros(1, 3, 224, 224))
+    preprocess = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
+
+    def predict(path: Path) -> np.ndarray:
+        with torch.no_grad():
+            x = preprocess(Image.open(path).convert("RGB")).unsqueeze(0)
+            return traced(x)[0].numpy()
+
+    return predict
+
+
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    """p50, p95 and the minimum in milliseconds (the minimum is the least load-sensitive)."""
+    ms = np.asarray(samples) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.min())
+
+
+def run(model_dir: Path, n: int) -> str:
+    """Time both paths `n` times each (after warm-up); return the markdown report."""
+    from bot.predictor import Predictor
+
+    predictor = Predictor.load(model_dir, threads=THREADS)
+    seed = seed_path(model_dir)
+    load_before = os.getloadavg()[0]
+    times: dict[str, list[float]] = {"ours": [], "decode": [], "model": [], "seed": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        jpeg = make_jpeg(Path(tmp) / "photo.jpg")
+        ours_top = predictor.predict(jpeg).breeds[0].breed
+        seed_top = predictor.labels[int(seed(jpeg).argmax())].name
+        pixels = predictor.pixels(jpeg)
+        for _ in range(10):  # warm-up: allocators, caches, the TorchScript profiling runs
+            predictor.predict(jpeg)
+            seed(jpeg)
+        for _ in range(n):
+            for key, fn in (
+                ("ours", lambda: predictor.predict(jpeg)),
+                ("decode", lambda: predictor.pixels(jpeg)),
+                ("model", lambda: predictor.run(pixels)),
+                ("seed", lambda: seed(jpeg)),
+            ):
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+    load_after = os.getloadavg()[0]
+    stats = {key: percentiles(samples) for key, samples in times.items()}
+    p50, s50 = stats["ours"][0], stats["seed"][0]
+    speedup = s50 / p50
+    names = {
+        "ours": ("ours: ONNX Runtime + draft decode + center_crop", ours_top),
+        "decode": ("&nbsp;&nbsp;of which decode + crop", ""),
+        "model": ("&nbsp;&nbsp;of which model", ""),
+        "seed": ("seed: TorchScript + torchvision on the full image", seed_top),
+    }
+    lines = [
+        f"### Predict latency, one 1280x960 JPEG, end to end ({THREADS} threads, n={n})",
+        "",
+        "| path | p50 ms | p95 ms | min ms | top-1 |",
+        "|---|---:|---:|---:|---|",
+        *(
+            f"| {label} | {stats[k][0]:.2f} | {stats[k][1]:.2f} | {stats[k][2]:.2f} | {top} |"
+            for k, (label, top) in names.items()
+        ),
+        "",
+        f"- speed-up (p50): **{speedup:.1f}x** (target >= {MIN_SPEEDUP:.0f}x: "
+        f"{'met' if speedup >= MIN_SPEEDUP else 'NOT met'}); ours p50 <= {LIMIT_MS:.0f} ms: "
+        f"{'met' if p50 <= LIMIT_MS else 'NOT met'}",
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
+        + (" (measured under load: rerun on an idle machine)" if load_before > 0.5 else ""),
+        f"- model: {model_dir} ({predictor.name} {predictor.version})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.predict [--model models/baseline] [-n 200]`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models/baseline")
+    parser.add_argument("-n", type=int, default=200)
+    args = parser.parse_args(argv)
+    report = run(args.model, args.n)
+    out = ROOT / "bench/out/predict.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
