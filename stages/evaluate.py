@@ -24,6 +24,7 @@ from tqdm import tqdm
 from bot.predict import expand
 from bot.predictor import Predictor
 from stages import metrics
+from stages.neptune_eval import log_evaluation, open_evaluation
 
 log = logging.getLogger(__name__)
 ECE_BINS = 15
@@ -157,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     result, confusion, per_breed = evaluate(
         predictor, args.data / "manifest.csv", negatives, int(params["batch_size"])
     )
+    run, result["neptune_run_id"] = open_evaluation(args.model)  # the model's Neptune run
     write_outputs(args.out, result, confusion, per_breed)
+    log_evaluation(run, args.model, result, args.out / "plots")
     summary = {k: v for k, v in result.items() if isinstance(v, float | int)}
     log.info("%s", " ".join(f"{k}={v:.4g}" for k, v in summary.items()))
 

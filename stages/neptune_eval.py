@@ -39,13 +39,13 @@ def log_model_card(run: SafeRun, model_json: Path) -> None:
     )
 
 
-def log_evaluation(model_dir: Path, metrics: Mapping[str, Any], plots_dir: Path) -> str | None:
-    """Log the evaluate stage into the model's training run, or one linked to it; return its id.
+def open_evaluation(model_dir: Path) -> tuple[SafeRun, str | None]:
+    """The run for the evaluate stage and the id for eval/metrics.json.
 
-    Online, the run named in model.json's provenance is resumed. Offline runs cannot be resumed
-    (the client keeps no local index of them), so the evaluation gets its own run whose
-    provenance/training_run_id names the training run. The returned id (for eval/metrics.json)
-    is the training run's, or the evaluation run's when the model names none.
+    Online, the training run named in model.json's provenance is resumed. Offline runs cannot
+    be resumed (the client keeps no local index of them), so the evaluation gets its own run
+    whose provenance/training_run_id names the training run. The id returned is the training
+    run's, or the evaluation run's when the model names none.
     """
     card = json.loads((model_dir / "model.json").read_text())
     provenance = card.get("provenance") or {}
@@ -56,19 +56,26 @@ def log_evaluation(model_dir: Path, metrics: Mapping[str, Any], plots_dir: Path)
     if run.id != training_id:
         log_provenance(run, settings, provenance.get("data_version"), provenance.get("git_commit"))
         run.assign("provenance/training_run_id", training_id or "")
+    return run, training_id or run.id
+
+
+def log_evaluation(
+    run: SafeRun, model_dir: Path, metrics: Mapping[str, Any], plots_dir: Path
+) -> None:
+    """Log the numeric metrics, the plots (confusion matrix as an image) and model.json; stop."""
     numbers = {k: v for k, v in flatten(metrics).items() if isinstance(v, int | float)}
     run.assign_all("eval", numbers)
-    log_model_card(run, model_dir / "model.json")
+    model_json = model_dir / "model.json"
+    log_model_card(run, model_json)
     confusion = plots_dir / "confusion.json"
     if confusion.is_file():
-        labels = [label["name"] for label in card.get("labels", [])]
+        labels = [label["name"] for label in json.loads(model_json.read_text()).get("labels", [])]
         png = confusion_png(json.loads(confusion.read_text()), labels)
         run.upload("eval/plots/confusion", png, extension="png")
         run.upload("eval/plots/confusion_json", confusion)
     for extra in sorted(plots_dir.glob("*.csv")):
         run.upload(f"eval/plots/{extra.stem}", extra)
     run.stop()
-    return training_id or run.id
 
 
 def confusion_png(records: Any, labels: list[str]) -> bytes:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from stages.export import data_version
-from stages.neptune_eval import log_evaluation
+from stages.neptune_eval import log_evaluation, open_evaluation
 from stages.neptune_logger import training_logger
 from stages.tracking_settings import NeptuneSettings
 
@@ -313,7 +313,9 @@ def test_evaluation_logs_into_a_linked_run(workdir: Path) -> None:
     (plots / "per_breed.csv").write_text("breed,accuracy\nbeagle,1.0\npug,0.5\nsamoyed,1.0\n")
     metrics = {"test": {"top1": 0.75, "top3": 1.0}, "n": 4, "note": "text is skipped"}
 
-    assert log_evaluation(models, metrics, plots) == "offline/1234-training"
+    run, run_id = open_evaluation(models)
+    assert run_id == "offline/1234-training"
+    log_evaluation(run, models, metrics, plots)
     (run,) = read_offline_runs(workdir)  # offline runs cannot be resumed: a linked run
     fields = run["fields"]
     assert fields["provenance/training_run_id"] == "offline/1234-training"
