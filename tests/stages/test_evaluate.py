@@ -17,6 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from bot.breeds import parse
 from stages import metrics
 from stages.evaluate import main
 from tests.bot.tiny_model import LABELS, write_tiny_model
@@ -130,3 +131,38 @@ def test_metric_helpers_edge_cases() -> None:
     probs = np.array([[1.0, 0.0], [0.0, 1.0]])
     assert metrics.expected_calibration_error(probs, np.array([0, 1])) == 0.0
     assert metrics.expected_calibration_error(probs, np.array([1, 0])) == 1.0
+
+
+@pytest.mark.slow
+def test_baseline_on_real_photos(
+    baseline_model_dir: Path,
+    imagewoof_small: Path,
+    not_dogs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real baseline on 120 ImageWoof photos and 40 non-dogs: well above chance."""
+    data = tmp_path / "data" / "preprocessed"
+    data.mkdir(parents=True)
+    (data / "images").symlink_to(imagewoof_small / "Images")
+    with (data / "manifest.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "breed", "wnid", "split", "hash"])
+        for photo in sorted((imagewoof_small / "Images").rglob("*.JPEG")):
+            breed = parse(photo.parent.name)
+            rel = f"images/{photo.parent.name}/{photo.name}"
+            writer.writerow([rel, breed.name, breed.wnid, "test", "0" * 16])
+    negatives = tmp_path / "not-dogs"
+    negatives.mkdir()
+    for photo in sorted(not_dogs.iterdir())[:40]:
+        (negatives / photo.name).symlink_to(photo)
+    params = {"evaluate": {"negatives": str(negatives), "batch_size": 32}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    main(["--model", str(baseline_model_dir)])
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["n_test"] == 120 and m["n_negatives"] == 40
+    # 120 labels (chance 1/120); on these 10 breeds the baseline's top-3 is ~0.9.
+    assert m["top1"] > 0.55 and m["top3"] > 0.8, m
+    assert m["not_a_dog_auroc"] > 0.95 and m["negatives_rejected"] > 0.9, m
+    assert len(m["per_breed"]) == 10
