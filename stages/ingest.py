@@ -102,8 +102,10 @@ def existing_photos(into: Path) -> dict[str, str]:
     """{uid: breed} of the photos already in `into`."""
     found: dict[str, str] = {}
     for path in into.glob("*/*.jpg"):
-        if not path.name.startswith("."):
+        try:
             found[breeds.split_label_uid(path.stem)[1]] = path.parent.name
+        except ValueError:
+            log.warning("%s is not named <breed>_<uid>.jpg; ignored", path)
     return found
 
 

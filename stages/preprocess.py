@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from bot import breeds
 from bot.imaging import BadImage, decode, resize_shorter
@@ -171,8 +172,12 @@ def preprocess(inputs: list[Path], out: Path, settings: Settings) -> Summary:
     if todo:
         work = partial(_make_batch, side=settings.shorter_side, quality=settings.jpeg_quality)
         context = get_context("fork")
-        with ProcessPoolExecutor(settings.workers, mp_context=context) as pool:
+        with (
+            ProcessPoolExecutor(settings.workers, mp_context=context) as pool,
+            tqdm(total=len(todo), unit=" photos", desc="preprocess", disable=None) as bar,
+        ):
             for path, outcome in bounded_map(pool, work, batched(todo, 16), 4 * settings.workers):
+                bar.update()
                 if outcome in ("copied", "resized"):
                     setattr(summary, outcome, getattr(summary, outcome) + 1)
                 else:
