@@ -2,8 +2,8 @@
 
 Lightning 2.6.4+ dropped its NeptuneLogger; this one needs only the `neptune` 1.x client. It
 never breaks a stage: stages/neptune_run.py has the one-warning fallback to offline mode, and
-stages/neptune_eval.py logs the evaluate stage (and the model card: call `log_model_card(
-logger.experiment, Path("models/model.json"))` after the export, then `logger.close()`).
+stages/neptune_eval.py logs the evaluate stage. The train stage adds `training_logger(...)` to
+its loggers and calls `finish_tracking(loggers, model_json)` after the export.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from argparse import Namespace
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from stages.export import data_version, git_commit
-from stages.neptune_eval import log_provenance
+from stages.neptune_eval import log_model_card, log_provenance
 from stages.neptune_run import SafeRun, open_run
 from stages.tracking_settings import NeptuneSettings
 
@@ -90,14 +91,14 @@ class NeptuneLogger(Logger):
         self._run.stop()
 
 
-def training_logger(params: Mapping[str, Any], n_breeds: int) -> NeptuneLogger:
+def training_logger(params: Mapping[str, Any], n_breeds: int = 0) -> NeptuneLogger:
     """Open the run of one training: tags, the params.yaml sections, data version, git commit."""
     settings = NeptuneSettings()
     train = params.get("train", {})
     tags = [
         train.get("backbone", ""),
         train.get("mode", ""),
-        f"{n_breeds}-breeds",
+        f"{n_breeds}-breeds" if n_breeds else "",
         settings.run_kind(),
         settings.dvc_exp_name or "",
     ]
@@ -107,3 +108,11 @@ def training_logger(params: Mapping[str, Any], n_breeds: int) -> NeptuneLogger:
     log_provenance(run, settings, data_version(), git_commit())
     run.assign("data/n_breeds", n_breeds)
     return logger
+
+
+def finish_tracking(loggers: list, model_json: Path) -> None:
+    """After the export: log the model card into each Neptune run and close it."""
+    for logger in loggers:
+        if isinstance(logger, NeptuneLogger):
+            log_model_card(logger.experiment, model_json)
+            logger.close()

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from stages.export import data_version
 from stages.neptune_eval import log_evaluation, open_evaluation
-from stages.neptune_logger import training_logger
+from stages.neptune_logger import finish_tracking, training_logger
 from stages.tracking_settings import NeptuneSettings
 
 PARAMS = {
@@ -178,8 +178,11 @@ def test_offline_run_matches_dvclive(workdir: Path) -> None:
 
     neptune_logger = training_logger(PARAMS, n_breeds=3)
     assert neptune_logger.run_id.startswith("offline/")
-    tiny_fit([DVCLiveLogger(dir=str(workdir / "dvclive")), neptune_logger])
-    neptune_logger.close()
+    loggers = [DVCLiveLogger(dir=str(workdir / "dvclive")), neptune_logger]
+    tiny_fit(loggers)
+    card = {"version": "0123abcd4567", "thresholds": {"dog": 0.5}, "metrics": {"val_top1": 0.5}}
+    (workdir / "model.json").write_text(json.dumps(card))
+    finish_tracking(loggers, workdir / "model.json")  # what train.py does after the export
 
     (run,) = read_offline_runs(workdir)
     assert neptune_logger.run_id == f"offline/{run['id']}"
@@ -205,6 +208,8 @@ def test_offline_run_matches_dvclive(workdir: Path) -> None:
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert fields["provenance/git_commit"] == head.strip()
     assert fields["training/status"] == "success"
+    assert (fields["model/version"], fields["model/metrics/val_top1"]) == ("0123abcd4567", 0.5)
+    assert "model/model_json" in run["files"]
     assert {"efficientnet-lite0", "head", "3-breeds", "training"} <= run["tags"]
 
 
