@@ -68,6 +68,7 @@ class TelegramStub:
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
+        self._reply_waiters: dict[int, asyncio.Future] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -182,6 +183,16 @@ class TelegramStub:
             await asyncio.sleep(0.01)
         return self.sent(chat_id)
 
+    async def wait_reply(self, message_id: int, timeout: float = 60.0) -> dict:
+        """Wait for the bot's reply to message `message_id` (without polling)."""
+        for msg in self.sent():
+            if msg["_reply_to"] == message_id:
+                return msg
+        waiter = self._reply_waiters.setdefault(
+            message_id, asyncio.get_running_loop().create_future()
+        )
+        return await asyncio.wait_for(waiter, timeout)
+
     async def wait_calls(self, method: str, count: int = 1, timeout: float = 20.0) -> list[Call]:
         """Wait until `method` was called `count` times."""
         deadline = time.monotonic() + timeout
@@ -293,6 +304,10 @@ class TelegramStub:
             reply_to and int(reply_to),
             time.perf_counter(),
         )
+        if reply_to and int(reply_to) in self._reply_waiters:
+            waiter = self._reply_waiters.pop(int(reply_to))
+            if not waiter.done():
+                waiter.set_result(msg)
         return {k: v for k, v in msg.items() if not k.startswith("_")}
 
     async def _get_file(self, params: dict) -> dict:
