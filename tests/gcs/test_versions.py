@@ -1,0 +1,57 @@
+"""Data versions are commits: v1 pushed, v2 (more photos, retrained) pushed, then v1 comes back
+exactly - photos, model bytes, metrics - from the local cache and from the GCS remote alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.gcs.repos import add_photos, file_hashes, sh
+from tests.gcs.server import FakeGcs
+
+pytestmark = pytest.mark.timeout(240)
+
+VERSIONED = ("data/new", "models", "metrics.json")
+
+
+def push_version(repo: Path, env: dict, message: str) -> str:
+    """`dvc repro` + `dvc push` + commit; returns the commit."""
+    sh(["dvc", "repro", "-q"], repo, env)
+    sh(["dvc", "push", "-q"], repo, env)
+    sh(["git", "add", "dvc.lock", "data/new.dvc", "metrics.json", ".dvc/config"], repo, env)
+    sh(["git", "commit", "-q", "--allow-empty", "-m", message], repo, env)
+    return sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+
+
+def test_v1_comes_back_exactly_after_v2(
+    tiny_repo: Path, gcs: FakeGcs, bucket: str, env: dict, tmp_path: Path
+) -> None:
+    url = f"gs://{bucket}/dvc"
+    sh(["python", "-m", "stages.remote", url, "--endpoint", gcs.url], tiny_repo, env)
+    v1 = push_version(tiny_repo, env, "data v1 on GCS")
+    v1_files = file_hashes(tiny_repo, *VERSIONED)
+
+    add_photos(tiny_repo / "data/new", "papillon", range(50, 54))
+    sh(["dvc", "add", "-q", "data/new"], tiny_repo, env)
+    push_version(tiny_repo, env, "data v2: papillon photos, retrained")
+    v2_files = file_hashes(tiny_repo, *VERSIONED)
+    assert v2_files["models/model.onnx"] != v1_files["models/model.onnx"]
+    assert v2_files["metrics.json"] != v1_files["metrics.json"]
+
+    # Just the version files (+ the git-tracked metrics) and `dvc checkout`.
+    sh(["git", "checkout", v1, "--", "dvc.lock", "data/new.dvc", "metrics.json"], tiny_repo, env)
+    sh(["dvc", "checkout"], tiny_repo, env)
+    assert file_hashes(tiny_repo, *VERSIONED) == v1_files  # the papillon photos are gone too
+    assert "up to date" in sh(["dvc", "status"], tiny_repo, env).stdout
+    metrics = sh(["dvc", "metrics", "diff", v1], tiny_repo, env).stdout
+    assert "photos" not in metrics  # no difference to v1's metrics
+
+    # From the remote alone: a fresh clone at v1 and at v2.
+    for rev, expected in ((v1, v1_files), ("main", v2_files)):
+        clone = tmp_path / f"clone-{rev[:7]}"
+        sh(["git", "clone", "-q", str(tiny_repo), str(clone)], tmp_path, env)
+        sh(["git", "checkout", "-q", rev], clone, env)
+        sh(["python", "-m", "stages.remote", url, "--endpoint", gcs.url], clone, env)
+        sh(["dvc", "pull", "-q"], clone, env)
+        assert file_hashes(clone, *VERSIONED) == expected
