@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 # Every command runs with the venv first on PATH, so `python` in dvc.yaml is the venv's.
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+# gcsfs's gRPC bucket-type probe waits 60 s per call on a GCS emulator; we use no zonal/HNS buckets.
+export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data-new pipeline test test-fast lint format bench remote clean-venv
+.PHONY: help venv data-new pipeline test test-fast lint format bench remote collect clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +47,9 @@ bench: venv ## run every benchmark under bench/ (numbers go into the README)
 remote: venv ## use a GCS bucket as the default DVC remote: make remote BUCKET=gs://bucket/dvc
 	@test -n "$(BUCKET)" || { echo "usage: make remote BUCKET=gs://my-bucket/dvc"; exit 2; }
 	$(RUN) python -m stages.remote "$(BUCKET)"
+
+collect: venv ## import new bot photos into data/new as a data version: make collect [FROM=gs://b/p]
+	$(RUN) python -m stages.collect $(if $(FROM),--from "$(FROM)")
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
