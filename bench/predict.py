@@ -35,7 +35,7 @@ def make_jpeg(out: Path, source: Path = PHOTO) -> Path:
     return out
 
 
-def seed_path(model_dir: Path) -> Callable[[Path], np.ndarray]:
+def seed_path() -> Callable[[Path], np.ndarray]:
     """The seed's serving path: TorchScript network + torchvision transforms on the full image."""
     import torch
     from torch import nn
@@ -90,7 +90,7 @@ def run(model_dir: Path, n: int) -> str:
     from bot.predictor import Predictor
 
     predictor = Predictor.load(model_dir, threads=THREADS)
-    seed = seed_path(model_dir)
+    seed = seed_path()
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {"ours": [], "decode": [], "model": [], "seed": []}
     with tempfile.TemporaryDirectory() as tmp:

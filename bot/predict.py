@@ -64,6 +64,7 @@ def as_row(path: Path, result: Prediction | BadImage) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m bot.predict", description=__doc__.split("\n")[0]
     )
