@@ -11,7 +11,7 @@ import posixpath
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 STANFORD_URL = "http://vision.stanford.edu/aditya86/ImageNetDogs/images.tar"
 IMAGENET_DOGS = Path(__file__).with_name("imagenet_dogs.tsv")
 _CHUNK = 1 << 20
+# No photo is this big; a file over it (a video, a disk image) is refused before it is read.
+MAX_FILE_BYTES = 256 << 20
 # Tarfile's data filter decides against a destination; we never extract, but the rules are the same.
 _FAKE_DEST = "/nonexistent-ingest-destination"
 
@@ -108,6 +110,13 @@ def _folder_of(parts: list[str]) -> str | None:
     return parts[-2]
 
 
+def _read(name: str, size: int, read: Callable[[], bytes]) -> Entry:
+    folder = _folder_of(posixpath.normpath(name).lstrip("/").split("/"))
+    if size > MAX_FILE_BYTES:
+        return Entry(name, folder, refused="too_large", detail=f"file of {size} bytes")
+    return Entry(name, folder, data=read())
+
+
 def iter_folder(root: Path) -> Iterator[Entry]:
     """Every non-hidden file under `root`, sorted; links are refused, never followed."""
     for folder, dirs, files in os.walk(root):
@@ -120,7 +129,7 @@ def iter_folder(root: Path) -> Iterator[Entry]:
             if path.is_symlink():
                 yield Entry(rel, _folder_of(rel.split("/")), refused="link", detail="symlink")
             elif name in files and path.is_file():
-                yield Entry(rel, _folder_of(rel.split("/")), data=path.read_bytes())
+                yield _read(rel, path.stat().st_size, path.read_bytes)
 
 
 def _tar_refusal(member: tarfile.TarInfo) -> tuple[str, str] | None:
@@ -158,8 +167,7 @@ def iter_tar(path: Path) -> Iterator[Entry]:
                 yield Entry(name, _folder_of(parts), refused=refusal[0], detail=refusal[1])
                 continue
             handle = tar.extractfile(member)
-            data = handle.read() if handle else b""
-            yield Entry(name, _folder_of(parts), data=data)
+            yield _read(name, member.size, handle.read if handle else bytes)
 
 
 def iter_source(path: Path) -> Iterator[Entry]:

@@ -163,6 +163,17 @@ def test_pixel_limit_comes_from_the_settings(tmp_path: Path) -> None:
     assert report.counts["too_large"] == 1 and not report.counts["imported"]
 
 
+def test_huge_files_are_refused_unread(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1000)
+    write(tmp_path / "src" / "pug" / "big.jpg", _noise_jpeg())
+    write(tmp_path / "src" / "pug" / "small.jpg", jpeg(size=(8, 8)))
+    with tarfile.open(tmp_path / "src.tar", "w") as tar:
+        tar.add(tmp_path / "src" / "pug", arcname="pug")
+    for source in (tmp_path / "src", tmp_path / "src.tar"):
+        report = ingest.ingest(str(source), tmp_path / "out", FAST)
+        assert [p["reason"] for p in report.problems] == ["too_large"]
+
+
 def _stanford(root: Path) -> dict[str, bytes]:
     photos = {
         "Images/n02085620-Chihuahua/n02085620_1.jpg": jpeg((1, 1, 1)),
