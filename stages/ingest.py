@@ -157,8 +157,9 @@ def _plan(
                 report.conflict(entry.name, breed.name, kept, existing[uid])
             continue
         dest = into / breed.name / f"{breed.name}_{uid}.jpg"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        used.setdefault(breed.name, breed)
+        if breed.name not in used:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            used[breed.name] = breed
         yield Job(entry.name, entry.data, dest)
 
 
@@ -181,7 +182,10 @@ def ingest(source: str, into: Path, settings: Settings) -> Report:
                 report.count(info)
             else:
                 report.bad(name, reason, info)
-    # Breeds whose every photo turned out bad stay out of breeds.json.
+    # Breeds whose every photo turned out bad stay out of breeds.json (and leave no folder).
+    for folder in into.iterdir():
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     present = {p.parent.name for p in into.glob("*/*.jpg")}
     merge_breeds(into / BREEDS_FILE, (b for b in used.values() if b.name in present))
     return report

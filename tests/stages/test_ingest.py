@@ -161,6 +161,7 @@ def test_pixel_limit_comes_from_the_settings(tmp_path: Path) -> None:
     write(tmp_path / "src" / "pug_1.jpg", jpeg(size=(100, 100)))
     report = ingest.ingest(str(tmp_path / "src"), tmp_path / "out", Settings(max_pixels=5000))
     assert report.counts["too_large"] == 1 and not report.counts["imported"]
+    assert stored(tmp_path / "out") == ["breeds.json"] and not (tmp_path / "out" / "pug").exists()
 
 
 def test_huge_files_are_refused_unread(tmp_path: Path, monkeypatch) -> None:
