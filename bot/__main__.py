@@ -1,4 +1,4 @@
-"""`python -m bot [--model DIR]`: run the Telegram bot (long polling; or WEBHOOK_URL)."""
+"""`python -m bot [--model DIR]`: run the Telegram bot (polling, or a webhook with WEBHOOK_URL)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -90,3 +92,40 @@ def test_model_dir_falls_back_to_the_baseline(tmp_path):
     assert resolve_model_dir(models) == models / "baseline"
     write_tiny_model(models)
     assert resolve_model_dir(models) == models
+
+
+def test_the_bot_imports_no_torch():
+    code = (
+        "import sys, bot.__main__, bot.app, bot.handlers, bot.feedback_flow;"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning'));"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_deploy_requirements_cover_the_bot_imports():
+    """Every third-party module the bot imports is installed by deploy/requirements-bot.txt."""
+    provided = {
+        "telegram",
+        "aiohttp",
+        "onnxruntime",
+        "numpy",
+        "PIL",
+        "pydantic",
+        "pydantic_settings",
+        "fsspec",
+        "gcsfs",
+    }
+    stdlib = set(sys.stdlib_module_names) | {"bot"}
+    imported = set()
+    for path in (ROOT / "bot").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    assert imported - stdlib - {"__future__"} <= provided
+    lines = (ROOT / "deploy" / "requirements-bot.txt").read_text().splitlines()
+    requirements = [line for line in lines if line and not line.startswith("#")]
+    assert not [line for line in requirements if "torch" in line or "lightning" in line]
+    assert "python-telegram-bot[rate-limiter]==22.8" in requirements
