@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from stages.collect import LEDGER
+from stages.gcs import GRPC_PROBE_ENV
 from tests.gcs.repos import file_hashes, photo_bytes, sh, uid
 from tests.gcs.server import FakeGcs
 
@@ -53,7 +55,11 @@ def test_collect_imports_once_and_versions_data_new(
     gcs.upload(bucket, "inbox/.consent/x.json", b"{}")
     dvc_before = (tiny_repo / "data/new.dvc").read_text()
 
-    out = sh(collect_cmd(bucket), tiny_repo, env).stdout
+    # Without the variable set: stages.gcs turns gcsfs's 60 s gRPC bucket probe off itself.
+    bare_env = {k: v for k, v in env.items() if k != GRPC_PROBE_ENV}
+    started = time.monotonic()
+    out = sh(collect_cmd(bucket), tiny_repo, bare_env).stdout
+    assert time.monotonic() - started < 30
     assert "imported 6" in out and "not_an_image 1" in out
     assert set(photos_in(tiny_repo / "data/new")) == v1 | new  # no half upload, no bad photo
     breeds = json.loads((tiny_repo / "data/new/breeds.json").read_text())
@@ -105,15 +111,17 @@ def test_collect_from_a_local_folder_store(tiny_repo: Path, env: dict, tmp_path:
     assert (tiny_repo / "data/new/pug" / f"pug_{uid(data)}.jpg").read_bytes() == data
 
 
-@pytest.mark.parametrize("problem", ["missing_bucket", "endpoint_down"])
+@pytest.mark.parametrize("problem", ["missing_bucket", "endpoint_down", "missing_credentials"])
 def test_collect_errors_are_clear_and_leave_data_new_alone(
     problem: str, tiny_repo: Path, gcs: FakeGcs, dead_endpoint: str, env: dict
 ) -> None:
     endpoint, bucket, expected = {
         "missing_bucket": (gcs.url, "no-such-bucket", "does not exist"),
         "endpoint_down": (dead_endpoint, "any-bucket", "cannot reach the GCS endpoint"),
+        "missing_credentials": (None, "any-bucket", "GOOGLE_APPLICATION_CREDENTIALS"),
     }[problem]
     before = file_hashes(tiny_repo, "data/new", "data/new.dvc")
-    done = sh(collect_cmd(bucket), tiny_repo, {**env, "STORAGE_EMULATOR_HOST": endpoint}, False)
+    env = {**env, "STORAGE_EMULATOR_HOST": endpoint} if endpoint else env
+    done = sh(collect_cmd(bucket), tiny_repo, env, check=False)
     assert done.returncode == 1 and expected in done.stderr
     assert file_hashes(tiny_repo, "data/new", "data/new.dvc") == before
