@@ -14,7 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot import breeds, texts
-from bot.state import AWAITING, Pending, pending_of, services
+from bot.state import AWAITING, Pending, download, pending_of, services
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def keep(
     if policy == "off" or (policy == "ask" and not context.chat_data.get(CONSENT_KEY)):
         await context.bot.send_message(chat_id, texts.THANKS)
         return
-    data = bytes(await (await context.bot.get_file(record.file_id)).download_as_bytearray())
+    data = await download(context.bot, record.file_id, svc.settings)
     top = record.prediction.breeds[0]
     await asyncio.to_thread(
         svc.store.keep, data, label, chat_id, record.model_version, top.breed, top.probability

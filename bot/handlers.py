@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 from bot import feedback_flow, texts
 from bot.imaging import BadImage
 from bot.model_holder import ReloadError
-from bot.state import Pending, remember, services
+from bot.state import Pending, download, remember, services
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +125,7 @@ async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if media.file_size and media.file_size > svc.settings.max_download_mb * 1024 * 1024:
         await message.reply_text(texts.TOO_BIG_FILE)
         return
-    telegram_file = await media.get_file()
-    data = bytes(await telegram_file.download_as_bytearray())
+    data = await download(context.bot, media.file_id, svc.settings)
     try:
         prediction, predictor = await svc.holder.predict(data)
     except BadImage as exc:

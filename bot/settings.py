@@ -15,7 +15,8 @@ BASELINE_SUBDIR = "baseline"
 class Settings(BaseSettings):
     """Every knob of the bot; each field is read from the environment variable in its alias."""
 
-    model_config = SettingsConfigDict(validate_by_name=True, validate_by_alias=True, extra="ignore")
+    # Only the documented names are read (field names are not: no stray THREADS or TOKEN).
+    model_config = SettingsConfigDict(extra="ignore")
 
     token: SecretStr = Field(validation_alias="TELEGRAM_BOT_TOKEN")
     api_url: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_URL")
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     def base_file_url(self) -> str:
         """Bot API file download prefix."""
         return f"{self.api_url}/file/bot{{token}}"
+
+
+def settings_from(**values: object) -> Settings:
+    """Settings from field names (tests, tools): `settings_from(token=..., data_policy="on")`."""
+    fields = Settings.model_fields
+    return Settings(**{fields[name].validation_alias: value for name, value in values.items()})
 
 
 def resolve_model_dir(model_dir: Path) -> Path:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, NetworkError
 
 from bot.feedback import FeedbackStore
 from bot.model_holder import ModelHolder
 from bot.predictor import Prediction
 from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 SERVICES = "services"
 PENDING = "pending"
@@ -73,3 +80,22 @@ def remember(chat_data: dict[str, Any], key: int, record: Pending) -> None:
     pending[key] = record
     while len(pending) > MAX_PENDING:
         pending.popitem(last=False)
+
+
+async def download(bot: Bot, file_id: str, settings: Settings) -> bytes:
+    """A Telegram file into memory. `getFile` is retried by the limiter; the download (which
+    bypasses it) is retried here on timeouts, 5xx and dropped connections."""
+    telegram_file = await bot.get_file(file_id)
+    delay = settings.send_backoff_s
+    for attempt in range(settings.send_retries + 1):
+        try:
+            return bytes(await telegram_file.download_as_bytearray())
+        except BadRequest:
+            raise
+        except NetworkError as exc:
+            if attempt == settings.send_retries:
+                raise
+            logger.warning("download failed (%s); retry %d in %.1fs", exc, attempt + 1, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")

@@ -16,7 +16,7 @@ from telegram.ext import Application
 from bot.app import build_application, serve
 from bot.feedback import FeedbackStore
 from bot.model_holder import ModelHolder
-from bot.settings import Settings
+from bot.settings import Settings, settings_from
 from tests.bot.telegram_stub import TelegramStub
 from tests.bot.tiny_model import write_tiny_model
 
@@ -55,7 +55,7 @@ def bot_settings(stub: TelegramStub, model_dir: Path, feedback: Path, **override
         "admin_ids": frozenset({1}),
         "threads": 2,
     }
-    return Settings(**(values | overrides))
+    return settings_from(**(values | overrides))
 
 
 @asynccontextmanager

@@ -255,12 +255,15 @@ class TelegramStub:
             return web.Response(status=500)
         raise ValueError(f"unknown fault {fault.kind}")
 
-    async def _file(self, request: web.Request) -> web.Response:
+    async def _file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
         file_id = request.match_info["path"].rsplit("/", 1)[-1]
         data = self.state.files.get(file_id)
         self.state.calls.append(Call("download", {"file_id": file_id}, time.perf_counter()))
+        faults = self.state.faults.get("download")
+        if faults:
+            return await self._fault(request, faults.popleft())
         if data is None:
             return web.Response(status=404)
         return web.Response(body=data, content_type="application/octet-stream")

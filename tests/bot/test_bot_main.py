@@ -77,6 +77,9 @@ def test_settings_from_environment(monkeypatch, tmp_path):
     assert settings.base_url == "http://localhost:8081/bot{token}"
     assert settings.base_file_url == "http://localhost:8081/file/bot{token}"
     assert "abc" not in repr(settings)
+    monkeypatch.setenv("THREADS", "7")  # only the documented names are read
+    monkeypatch.setenv("TOKEN", "other")
+    assert Settings().threads == 2 and Settings().token.get_secret_value() == "1:abc"
     monkeypatch.setenv("DOGGO_DATA_POLICY", "sometimes")
     with pytest.raises(ValueError, match="DOGGO_DATA_POLICY"):
         Settings()

@@ -52,6 +52,15 @@ async def test_timeout_is_retried(stub, tiny_model, tmp_path):
     assert reply["text"].startswith("🐶") and len(stub.calls("getFile")) == 2
 
 
+@pytest.mark.parametrize("kind", ["500", "drop"])
+async def test_failed_download_is_retried(stub, tiny_model, tmp_path, kind):
+    async with running_bot(bot_settings(stub, tiny_model, tmp_path / "fb"), stub):
+        stub.fail("download", kind, times=2)
+        stub.photo(1, solid(RED))
+        [reply] = await stub.wait_sent(1)
+    assert reply["text"].startswith("🐶 1. Red setter") and len(stub.calls("download")) == 3
+
+
 async def test_error_handler_tells_the_user_and_the_bot_keeps_going(stub, tiny_model, tmp_path):
     async with running_bot(bot_settings(stub, tiny_model, tmp_path / "fb", send_retries=1), stub):
         stub.fail("getFile", "500", times=2)  # more failures than retries
