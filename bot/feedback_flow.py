@@ -91,7 +91,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every feedback button lands here."""
     query = update.callback_query
     await query.answer()
-    action, key_text, *rest = (query.data or "").split(":")
+    action, key_text, *rest = [*(query.data or "").split(":"), ""]
     record = pending_of(context.chat_data).get(int(key_text)) if key_text.isdigit() else None
     if record is None or (record.done and action != "consent"):
         await query.edit_message_reply_markup(None)
@@ -109,7 +109,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await keep(update, context, key, record, top[0].breed)
     elif action == "no":
         await query.edit_message_reply_markup(_pick_keyboard(key, record))
-    elif action == "pick" and rest and rest[0].isdigit() and int(rest[0]) < len(top):
+    elif action == "pick" and rest[0].isdigit() and int(rest[0]) < len(top):
         await query.edit_message_reply_markup(None)
         await keep(update, context, key, record, top[int(rest[0])].breed)
     elif action == "other":
@@ -122,7 +122,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == "new" and record.typed:
         await query.edit_message_reply_markup(None)
         await keep(update, context, key, record, record.typed)
-    elif action == "consent" and rest:
+    elif action == "consent" and rest[0] in ("y", "n"):
         await query.edit_message_reply_markup(None)
         await _consent(update, context, key, record, rest[0] == "y")
     else:

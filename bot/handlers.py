@@ -11,9 +11,10 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot import feedback_flow, texts
+from bot.feedback_flow import CONSENT_KEY
 from bot.imaging import BadImage
 from bot.model_holder import ReloadError
-from bot.state import Pending, download, remember, services
+from bot.state import AWAITING, PENDING, Pending, download, remember, services
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: delete every photo kept from this chat, and say how many."""
     store = services(context.bot_data).store
     count = await asyncio.to_thread(store.forget, update.effective_chat.id)
-    context.chat_data.clear()
+    for key in (PENDING, AWAITING, CONSENT_KEY):  # the rate limit's memory stays
+        context.chat_data.pop(key, None)
     await update.effective_message.reply_text(texts.FORGOTTEN.format(count=count))
 
 

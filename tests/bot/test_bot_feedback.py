@@ -137,6 +137,24 @@ async def test_forget_deletes_only_that_users_photos(stub, tiny_model, tmp_path)
     assert FeedbackStore(f"file://{store_dir}", "test-salt").forget(2) == 1
 
 
+@pytest.mark.anyio
+async def test_stale_or_odd_buttons_are_answered_without_errors(stub, tiny_model, tmp_path):
+    async with running_bot(bot_settings(stub, tiny_model, tmp_path / "fb"), stub):
+        answer, key = await _answer(stub, 1, solid(RED))
+        for data in ("x", f"pick:{key}:9", "ok:123456"):
+            stub.press(1, answer, data)
+        sent = await stub.wait_sent(1, 4)
+        await stub.wait_calls("answerCallbackQuery", 3)
+    assert [m["text"] for m in sent[1:]] == [
+        texts.EXPIRED,
+        texts.CANCELLED,
+        texts.EXPIRED,
+    ] or sorted(m["text"] for m in sent[1:]) == sorted(
+        [texts.EXPIRED, texts.CANCELLED, texts.EXPIRED]
+    )
+    assert texts.ERROR not in [m["text"] for m in sent] and kept(tmp_path / "fb") == []
+
+
 def test_store_writes_jpeg_then_sidecar_in_memory_fs():
     store = FeedbackStore("memory://doggo-test-store", salt="s")
     png = image_bytes(Image.new("RGBA", (40, 30), (0, 0, 255, 128)), "PNG")
