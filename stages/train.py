@@ -27,6 +27,7 @@ from stages.export import export_onnx, imagenet_dogs, write_model_json
 from stages.features import FeatureSpec, load_cache, negative_photos
 from stages.lit_module import BreedModule
 from stages.manifest import read_labels
+from stages.neptune_logger import finish_tracking, training_logger
 from stages.transforms import make_transform
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,13 @@ FEATURES = Path("data/features")
 MODELS = Path("models")
 
 
-def make_loggers(params: dict[str, Any]) -> list:
-    """Every Lightning logger of a training run (the seam for a second one, e.g. Neptune)."""
+def make_loggers(params: dict[str, Any], n_breeds: int = 0) -> list:
+    """Every Lightning logger of a training run: DVCLive, and Neptune (offline without a token)."""
     from dvclive.lightning import DVCLiveLogger
 
     # dvc.yaml already declares dvclive/metrics.json and dvclive/plots; dvclive must not edit it.
-    return [DVCLiveLogger(dir="dvclive", dvcyaml=None, save_dvc_exp=False, report=None)]
+    dvclive = DVCLiveLogger(dir="dvclive", dvcyaml=None, save_dvc_exp=False, report=None)
+    return [dvclive, training_logger(params, n_breeds)]
 
 
 def logger_run_id(loggers: list) -> str | None:
@@ -202,7 +204,7 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     data = build_datamodule(train, spec)
     checkpoints = out / "checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
-    loggers = make_loggers(params)
+    loggers = make_loggers(params, len(labels))
     trainer = make_trainer(train, loggers, checkpoints)
     trainer.fit(module, datamodule=data)
     best = Path(trainer.checkpoint_callback.best_model_path)
@@ -220,7 +222,7 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     )
     chosen = choose_thresholds(export, val, negatives_scores(net, params, spec, train["mode"]))
     export_onnx(net, out / "model.onnx", train["image_size"])
-    return write_model_json(
+    meta = write_model_json(
         out,
         name="breed-classifier",
         backbone=train["backbone"],
@@ -232,6 +234,8 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
         params={"train": train, "export": export},
         neptune_run_id=logger_run_id(loggers),
     )
+    finish_tracking(loggers, out / "model.json")  # model card into the Neptune run, then close
+    return meta
 
 
 def main() -> None:
