@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from stages.gcs import StorageError, grpc_probe_env, open_store
+from stages.gcs import StorageError, open_store, run_dvc
 from stages.ingest import Settings, ingest
 from stages.photos import atomic_write
 
@@ -160,14 +159,6 @@ def collect(url: str, into: Path, settings: Settings, batch_size: int = BATCH) -
     return counts
 
 
-def dvc(*args: str) -> None:
-    """Run a dvc command here; its failure is a StorageError with dvc's message."""
-    cmd = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(cmd, env=grpc_probe_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise StorageError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()}")
-
-
 def ingest_settings(params_file: Path = Path("params.yaml")) -> Settings:
     """params.yaml `ingest` (the same knobs as the ingest stage)."""
     params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
@@ -193,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         counts = collect(url, args.into, ingest_settings(), args.batch_size)
         if not args.no_dvc:
-            dvc("add", "-q", str(args.into))
+            run_dvc("add", "-q", str(args.into))
             if args.push:
-                dvc("push", "-q", f"{args.into}.dvc")
+                run_dvc("push", "-q", f"{args.into}.dvc")
     except (StorageError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201 - CLI output
         return 1

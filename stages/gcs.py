@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,14 @@ def grpc_probe_env(env: dict[str, str] | None = None) -> dict[str, str]:
 def disable_grpc_probe() -> None:
     """Turn the gRPC probe off in this process (must run before gcsfs is imported)."""
     os.environ.setdefault(GRPC_PROBE_ENV, "false")
+
+
+def run_dvc(*args: str, cwd: Path | None = None) -> None:
+    """Run `dvc <args>` with this Python and the gRPC probe off; StorageError with dvc's message."""
+    cmd = [sys.executable, "-m", "dvc", *args]
+    done = subprocess.run(cmd, cwd=cwd, env=grpc_probe_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StorageError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()}")
 
 
 def _session(access: GcsAccess) -> Any:

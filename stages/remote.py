@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
 from stages.gcs import (
     GcsAccess,
     StorageError,
-    grpc_probe_env,
     probe_bucket,
     resolve_access,
+    run_dvc,
     split_gs_url,
 )
 
@@ -34,14 +33,6 @@ def dvc_root(start: Path) -> Path:
         if (path / ".dvc").is_dir():
             return path
     raise StorageError(f"{start} is not inside a DVC repository (no .dvc/ found)")
-
-
-def run_dvc(root: Path, *args: str) -> None:
-    """Run `dvc <args>` in `root` (same Python, gRPC probe off); raise StorageError on failure."""
-    cmd = [sys.executable, "-m", "dvc", *args]
-    done = subprocess.run(cmd, cwd=root, env=grpc_probe_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise StorageError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()}")
 
 
 def remote_commands(name: str, url: str, access: GcsAccess, default: bool) -> list[list[str]]:
@@ -66,7 +57,7 @@ def configure_remote(
     saved = {p: (root / p).read_bytes() if (root / p).exists() else None for p in CONFIG_FILES}
     try:
         for args in remote_commands(name, url, access, default):
-            run_dvc(root, *args)
+            run_dvc(*args, cwd=root)
     except BaseException:
         for rel, content in saved.items():
             if content is None:
