@@ -362,3 +362,54 @@ def test_dvc_exp_run_tags_the_experiment_name(workdir: Path) -> None:
     assert run["fields"]["provenance/dvc_exp_name"] == "lr-sweep-1"
     assert run["fields"]["provenance/project"] == "ws/exps"
     assert run["fields"]["params/train/lr"] == 0.1
+
+
+@pytest.mark.slow
+def test_real_tiny_train_and_evaluate_leave_one_trail(workdir: Path) -> None:
+    """The real train and evaluate stages: Neptune holds what DVCLive and eval/ hold, linked."""
+    from stages.evaluate import main as evaluate_main
+    from stages.features import FeatureSpec, negative_photos, update
+    from stages.manifest import read_manifest
+    from stages.train import run as train_run
+    from tests.stages.test_train import shrunk_params
+    from tests.stages.tiny_dataset import make_preprocessed, photo_bytes
+
+    pre = make_preprocessed(workdir / "data/preprocessed")
+    (workdir / "not-dogs").mkdir()
+    for i in range(3):
+        (workdir / "not-dogs" / f"n{i}.jpg").write_bytes(photo_bytes((20 * i, 200, 20), 50 + i))
+    spec = FeatureSpec("efficientnet-lite0", 256, 224)
+    update(
+        spec.path(workdir / "data/features"),
+        [(r.hash, pre / r.path) for r in read_manifest(pre)],
+        spec,
+        threads=1,
+        batch_size=16,
+    )
+    negatives = negative_photos(workdir / "not-dogs")
+    update(spec.path(workdir / "data/features", negatives=True), negatives, spec, 1, 16)
+    params = shrunk_params("head", workdir / "not-dogs")
+    (workdir / "params.yaml").write_text(json.dumps(params))
+
+    card = train_run(params, workdir / "models")
+    evaluate_main([])
+
+    runs = {r["fields"].get("sys/name"): r for r in read_offline_runs(workdir)}
+    train, evaluation = runs["training"], runs["evaluate"]
+    assert card["provenance"]["neptune_run_id"] == f"offline/{train['id']}"
+    eval_metrics = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert eval_metrics["neptune_run_id"] == card["provenance"]["neptune_run_id"]
+    dvclive = json.loads((workdir / "dvclive" / "metrics.json").read_text())
+    for group in ("train", "val"):
+        for name, value in dvclive[group].items():
+            assert train["series"][f"training/{group}/{name}"][-1][1] == pytest.approx(value)
+    fields = train["fields"]
+    assert fields["params/train/lr"] == params["train"]["lr"]
+    assert fields["provenance/data_version"] == card["provenance"]["data_version"] == LOCK_MD5
+    assert fields["provenance/git_commit"] == card["provenance"]["git_commit"]
+    assert fields["model/version"] == card["version"]
+    assert {"efficientnet-lite0", "head", "3-breeds"} <= train["tags"]
+    linked = evaluation["fields"]
+    assert linked["provenance/training_run_id"] == card["provenance"]["neptune_run_id"]
+    assert linked["eval/top1"] == pytest.approx(eval_metrics["top1"])
+    assert "eval/plots/confusion" in evaluation["files"]
