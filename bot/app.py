@@ -6,7 +6,9 @@ import asyncio
 import hmac
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import Update
@@ -43,7 +45,15 @@ class RetryingLimiter(AIORateLimiter):
         super().__init__(overall_max_rate=send_rate, max_retries=retries)
         self.retries, self.backoff_s = retries, backoff_s
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args) -> Any:  # noqa: ANN001
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
         """Run one Bot API call; retry NetworkError (not BadRequest) with exponential backoff."""
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
@@ -138,8 +148,6 @@ def webhook_app(application: Application, secret: str, path: str) -> web.Applica
 
 def webhook_path(url: str) -> str:
     """The path part of WEBHOOK_URL (`https://bot.example.com/telegram` -> `/telegram`)."""
-    from urllib.parse import urlsplit
-
     return urlsplit(url).path or "/"
 
 
