@@ -412,7 +412,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_download_resumes_and_is_cached(tmp_path: Path) -> None:
+def test_download_resumes_and_is_cached(tmp_path: Path, monkeypatch) -> None:
     _stanford(tmp_path / "stanford")
     archive = tmp_path / "images.tar"
     with tarfile.open(archive, "w") as tar:
@@ -430,9 +430,8 @@ def test_download_resumes_and_is_cached(tmp_path: Path) -> None:
         assert path.read_bytes() == _RangeHandler.payload
         assert _RangeHandler.ranges == ["bytes=5000-"]
         assert sources.download(url, cache) == path and len(_RangeHandler.ranges) == 1
-        os.environ["DOGGO_CACHE_DIR"] = str(cache)
+        monkeypatch.setenv("DOGGO_CACHE_DIR", str(cache))
         report = ingest.ingest(url, tmp_path / "out", FAST)
         assert report.counts["imported"] == 3 and len(_RangeHandler.ranges) == 1
     finally:
-        os.environ.pop("DOGGO_CACHE_DIR", None)
         server.shutdown()
