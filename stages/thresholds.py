@@ -2,11 +2,13 @@
 
 - unsure: answering is worth +1 when the top breed is right and -1 when it is wrong; "not sure"
   is worth 0. The threshold on the top-1 probability maximises the total over the validation
-  photos, i.e. below it the model is wrong more often than right.
+  photos, i.e. below it the model is wrong more often than right. It is never below twice the
+  uniform probability (2/K): a top breed barely above chance is no answer, even when a small
+  validation split happens to have no wrong answers down there.
 - dog: maximises balanced accuracy (dogs kept on validation, non-dogs rejected), then is capped so
   that at least `KEEP_DOGS` of the validation dogs are still answered. Without non-dog photos it
-  is that quantile alone.
-Each threshold sits halfway between the two scores it separates.
+  is that cap alone.
+A chosen threshold sits halfway between the two scores it separates.
 """
 
 from __future__ import annotations
@@ -25,19 +27,20 @@ def _between(sorted_scores: np.ndarray, k: int) -> float:
     return float((sorted_scores[k - 1] + sorted_scores[k]) / 2)
 
 
-def unsure_threshold(top1_prob: np.ndarray, correct: np.ndarray) -> float:
+def unsure_threshold(top1_prob: np.ndarray, correct: np.ndarray, n_classes: int) -> float:
     """Top-1 probability below which answers are more often wrong than right (see module doc)."""
     order = np.argsort(top1_prob, kind="stable")
     value = np.where(correct[order], 1.0, -1.0)
     # total value when the k least confident photos are "not sure", for k = 0..N
     totals = value.sum() - np.concatenate([[0.0], np.cumsum(value)])
-    return _between(top1_prob[order], int(np.argmax(totals)))
+    return max(_between(top1_prob[order], int(np.argmax(totals))), 2.0 / n_classes)
 
 
 def dog_threshold(dog_prob: np.ndarray, not_dog_prob: np.ndarray | None = None) -> float:
     """Dog probability below which a photo is "not a dog" (see module doc)."""
     dogs = np.sort(dog_prob)
-    cap = _between(dogs, int(np.floor(len(dogs) * (1 - KEEP_DOGS))))
+    # at most the k-th lowest dog score: the photos at or above it are >= KEEP_DOGS of all dogs
+    cap = float(dogs[int(np.floor(len(dogs) * (1 - KEEP_DOGS)))])
     if not_dog_prob is None or len(not_dog_prob) == 0:
         return cap
     scores = np.sort(np.concatenate([dogs, not_dog_prob]))

@@ -154,9 +154,13 @@ def negatives_scores(
 def choose_thresholds(export: dict, val: tuple, not_dog: np.ndarray | None) -> dict[str, float]:
     """export.dog_threshold / unsure_threshold: numbers as given, "auto" from the data."""
     probs, dog, y = val
+    if len(y) == 0 and "auto" in (export["dog_threshold"], export["unsure_threshold"]):
+        raise ValueError("the validation split is empty: 'auto' thresholds are chosen on it")
     auto = {
         "dog": lambda: thresholds.dog_threshold(dog, not_dog),
-        "unsure": lambda: thresholds.unsure_threshold(probs.max(1), probs.argmax(1) == y),
+        "unsure": lambda: thresholds.unsure_threshold(
+            probs.max(1), probs.argmax(1) == y, probs.shape[1]
+        ),
     }
     chosen = {}
     for name, rule in auto.items():

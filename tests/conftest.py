@@ -70,3 +70,70 @@ def baseline_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("baseline")
     build(out, "efficientnet-lite0", image_size=224, resize=256)
     return out
+
+
+def run_in(repo: Path, *command: str) -> str:
+    """Run a command in `repo` with the venv first on PATH (as `make` does); fail on error."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["DVC_NO_ANALYTICS"] = "1"
+    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def new_project(repo: Path, params: dict | None = None) -> Path:
+    """A fresh clone's worth of the project in `repo` (git + DVC, empty data/new), committed.
+
+    `params`: {"section.key": value} overrides written into params.yaml before the commit.
+    """
+    import sys
+
+    import yaml
+
+    repo.mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for package in ("stages", "bot"):
+        shutil.copytree(
+            ROOT / package, repo / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    if params:
+        values = yaml.safe_load((repo / "params.yaml").read_text())
+        for dotted, value in params.items():
+            section, key = dotted.split(".", 1)
+            values[section][key] = value
+        (repo / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    run_in(repo, "git", "init", "-q")
+    run_in(repo, "git", "config", "user.email", "test@doggo-recog.invalid")
+    run_in(repo, "git", "config", "user.name", "doggo test")
+    run_in(repo, "dvc", "init", "-q")
+    run_in(repo, sys.executable, "-m", "stages.ingest", "--init", "data/new")
+    run_in(repo, "dvc", "add", "-q", "data/new")
+    run_in(repo, "git", "add", "-A")
+    run_in(repo, "git", "commit", "-q", "-m", "project")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def trained_repo(
+    tmp_path_factory: pytest.TempPathFactory, imagewoof_40: Path, not_dogs: Path
+) -> Path:
+    """A git+DVC project after `dvc repro` on 10 breeds x 40 real photos (head mode).
+
+    models/ holds a really trained model.onnx + model.json (+ models/checkpoints/best.ckpt),
+    eval/ the evaluation, data/preprocessed and data/features the data; 40 non-dog photos are
+    the negatives. About a minute on 2 cores.
+    """
+    base = tmp_path_factory.mktemp("trained")
+    negatives = base / "not-dogs"
+    negatives.mkdir()
+    for photo in sorted(not_dogs.iterdir())[:40]:
+        shutil.copyfile(photo, negatives / photo.name)
+    repo = new_project(
+        base / "repo", {"data.source": str(imagewoof_40), "evaluate.negatives": str(negatives)}
+    )
+    run_in(repo, "dvc", "repro")
+    return repo

@@ -97,8 +97,9 @@ def test_unsure_threshold_cuts_where_answers_turn_mostly_wrong() -> None:
     top1 = np.array([0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.9, 0.95])
     correct = np.array([False, False, True, False, False, True, True, True])
     # below 0.55 there are 4 wrong and 1 right answers: "not sure" is better there
-    assert thresholds.unsure_threshold(top1, correct) == pytest.approx(0.55)
-    assert thresholds.unsure_threshold(top1, np.ones(8, bool)) == 0.0
+    assert thresholds.unsure_threshold(top1, correct, n_classes=10) == pytest.approx(0.55)
+    # no wrong answers at all: still "not sure" up to twice the uniform probability
+    assert thresholds.unsure_threshold(top1, np.ones(8, bool), n_classes=10) == 0.2
 
 
 def test_dog_threshold_separates_and_keeps_99_percent_of_dogs() -> None:
@@ -109,7 +110,9 @@ def test_dog_threshold_separates_and_keeps_99_percent_of_dogs() -> None:
     overlapping = np.concatenate([np.full(10, 0.05), np.linspace(0.6, 1, 190)])
     t = thresholds.dog_threshold(overlapping, not_dogs)
     assert (overlapping >= t).mean() >= 0.99  # the cap wins over balanced accuracy
-    assert thresholds.dog_threshold(dogs) == pytest.approx(dogs[1] / 2 + dogs[2] / 2)
+    assert thresholds.dog_threshold(dogs) == dogs[2]  # 198 of 200 kept
+    few = np.array([0.7, 0.8, 0.9])
+    assert thresholds.dog_threshold(few, np.array([0.01, 0.02])) <= 0.7  # all 3 dogs kept
 
 
 def test_transform_factory(tmp_path) -> None:
@@ -126,3 +129,47 @@ def test_transform_factory(tmp_path) -> None:
     assert augmented.shape == (224, 224, 3)
     channels = augmented.numpy().astype(int)
     assert (channels[..., 0] == channels[..., 1]).all()  # grayscale with probability 1
+
+
+@pytest.mark.slow
+def test_trained_repo_learns_the_breeds(trained_repo: Path) -> None:
+    meta = json.loads((trained_repo / "models/model.json").read_text())
+    assert len(meta["labels"]) == 10
+    # 10 breeds x 40 photos, warm-started from ImageNet: far above chance (0.1)
+    assert meta["metrics"]["val_top1"] >= 0.75, meta["metrics"]
+    assert meta["provenance"]["data_version"].endswith(".dir")  # from dvc.lock
+    assert len(meta["provenance"]["git_commit"]) == 40
+    assert 0 < meta["thresholds"]["dog"] < 0.9 and 0 < meta["thresholds"]["unsure"] < 1
+    assert "val" in json.loads((trained_repo / "dvclive/metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_onnx_model_matches_the_lightning_checkpoint(trained_repo: Path) -> None:
+    """The exported graph and the best checkpoint agree on real photos (max prob diff <= 1e-4)."""
+    import torch
+
+    from bot.imaging import load_for_model
+    from stages.backbone import load_backbone
+    from stages.export import ExportGraph
+    from stages.manifest import read_labels
+    from stages.train import build_module, export_net, load_checkpoint
+
+    params = yaml.safe_load((trained_repo / "params.yaml").read_text())
+    train = params["train"]
+    labels = read_labels(trained_repo / "data/preprocessed")
+    backbone = load_backbone(train["backbone"], train["image_size"])
+    module = build_module(train, labels, backbone)
+    load_checkpoint(module, trained_repo / "models/checkpoints/best.ckpt")
+    graph = ExportGraph(export_net(module, backbone)).eval()
+    pre = trained_repo / "data/preprocessed"
+    photos = [pre / r.path for r in read_manifest(pre) if r.split == "test"][:16]
+    pixels = np.stack([load_for_model(p, train["resize"], train["image_size"]) for p in photos])
+    with torch.no_grad():
+        want_breeds, want_dog = graph(torch.from_numpy(pixels))
+    session = ort.InferenceSession(
+        str(trained_repo / "models/model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    breeds, dog = session.run(None, {"pixels": pixels})
+    assert np.abs(breeds - want_breeds.numpy()).max() <= 1e-4
+    assert np.abs(dog - want_dog.numpy()).max() <= 1e-4
+    assert breeds.max(axis=1).min() > 0.1  # a trained model, not a uniform one
