@@ -38,7 +38,7 @@ def slug(raw: str) -> str:
 
 
 def display(raw: str) -> str:
-    """Human name: `n02088364-beagle` -> `Beagle`, `Old_English_sheepdog` -> `Old English sheepdog`."""
+    """Human name: `n02088364-beagle` -> `Beagle`; underscores become spaces."""
     _, name = split_wnid(raw)
     name = re.sub(r"[_\s]+", " ", name).strip()
     return name[:1].upper() + name[1:]
