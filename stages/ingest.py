@@ -211,12 +211,18 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     """Command line: `python -m stages.ingest [SOURCE] [--into DIR] [--report PATH]`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("source", nargs="?", default=sources.STANFORD_URL)
-    parser.add_argument("--into", type=Path, default=Path("data/raw"))
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default=sources.STANFORD_URL,
+        help="a folder (Stanford layout, breed folders or flat label_uid.jpg), a tar, or a URL "
+        "(default: the Stanford Dogs images.tar)",
+    )
+    parser.add_argument("--into", type=Path, default=Path("data/raw"), help="data/raw or data/new")
     parser.add_argument("--report", type=Path, help="default: reports/ingest-<DIR name>.json")
-    parser.add_argument("--max-pixels", type=int)
-    parser.add_argument("--jpeg-quality", type=int)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-pixels", type=int, help="default: params.yaml ingest.max_pixels")
+    parser.add_argument("--jpeg-quality", type=int, help="default: params.yaml ingest.jpeg_quality")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes")
     parser.add_argument("--init", type=Path, metavar="DIR", help="lay down an empty DIR")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
