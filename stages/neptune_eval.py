@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.neptune_run import SafeRun, flatten, open_run
-from stages.tracking_settings import NeptuneSettings
+from stages.tracking_settings import NeptuneSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def open_evaluation(model_dir: Path) -> tuple[SafeRun, str | None]:
     card = json.loads((model_dir / "model.json").read_text())
     provenance = card.get("provenance") or {}
     training_id = provenance.get("neptune_run_id") or None
-    settings = NeptuneSettings()
+    settings = load_settings()
     tags = [card.get("backbone", ""), "evaluate", settings.run_kind(), settings.dvc_exp_name or ""]
     run = open_run(settings, name="evaluate", tags=tags, with_id=training_id)
     if run.id != training_id:

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from stages.export import data_version, git_commit
 from stages.neptune_eval import log_model_card, log_provenance
 from stages.neptune_run import SafeRun, open_run
-from stages.tracking_settings import NeptuneSettings
+from stages.tracking_settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class NeptuneLogger(Logger):
 
 def training_logger(params: Mapping[str, Any], n_breeds: int = 0) -> NeptuneLogger:
     """Open the run of one training: tags, the params.yaml sections, data version, git commit."""
-    settings = NeptuneSettings()
+    settings = load_settings()
     train = params.get("train", {})
     tags = [
         train.get("backbone", ""),

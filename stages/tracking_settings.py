@@ -9,7 +9,7 @@ import socket
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,17 @@ class NeptuneSettings(BaseSettings):
     def run_kind(self) -> str:
         """'experiment' under `dvc exp run`, 'training' under plain `dvc repro` or by hand."""
         return "experiment" if self.dvc_exp_name else "training"
+
+
+def load_settings() -> NeptuneSettings:
+    """The settings, or offline ones (one warning) when the environment holds an invalid value."""
+    try:
+        return NeptuneSettings()
+    except ValidationError as err:
+        # Only the field names: pydantic's message would echo the values, the token among them.
+        fields = ", ".join(str(e["loc"][0]) for e in err.errors())
+        log.warning("invalid Neptune settings (%s); logging offline to .neptune/", fields)
+        return NeptuneSettings.model_construct(mode="offline")
 
 
 def token_server(token: str) -> tuple[str, int] | None:

@@ -264,6 +264,18 @@ def test_bad_token_warns_once(
         assert token not in text and "0xDEADBEEF" not in text
 
 
+def test_invalid_settings_warn_once_and_go_offline(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("NEPTUNE_MODE", "ofline")  # a typo must not stop a training
+    logger = training_logger(PARAMS, n_breeds=3)
+    tiny_fit([logger])
+    logger.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["invalid Neptune settings (mode); logging offline to .neptune/"]
+    assert len(read_offline_runs(workdir)[0]["series"]["training/val/loss"]) == 2
+
+
 def test_debug_mode_writes_nothing(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEPTUNE_MODE", "debug")
     logger = training_logger(PARAMS, n_breeds=3)
