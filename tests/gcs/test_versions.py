@@ -3,10 +3,13 @@ exactly - photos, model bytes, metrics - from the local cache and from the GCS r
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_shared_data
 from tests.gcs.repos import add_photos, file_hashes, sh
 from tests.gcs.server import FakeGcs
 
@@ -55,3 +58,59 @@ def test_v1_comes_back_exactly_after_v2(
         sh(["python", "-m", "stages.remote", url, "--endpoint", gcs.url], clone, env)
         sh(["dvc", "pull", "-q"], clone, env)
         assert file_hashes(clone, *VERSIONED) == expected
+
+
+REAL = ("data/new", "models/model.onnx", "models/model.json", "dvclive/metrics.json", "eval")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_real_model_round_trip_through_gcs(
+    trained_repo: Path, gcs: FakeGcs, bucket: str, env: dict, tmp_path: Path
+) -> None:
+    """The real pipeline: v1 pushed; real photos added, `dvc repro`, pushed; v1 back exactly; a
+    fresh clone at v1 pulls a model that recognises dogs without running anything."""
+    repo = Path(shutil.copytree(trained_repo, tmp_path / "repo", symlinks=True))
+    url = f"gs://{bucket}/dvc"
+    sh(["python", "-m", "stages.remote", url, "--endpoint", gcs.url], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-q", "-m", "data v1"], repo, env)
+    v1 = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+    sh(["dvc", "push", "-q"], repo, env)
+    v1_files = file_hashes(repo, *REAL)
+
+    more = tmp_path / "more" / "Images"
+    for folder in sorted(require_shared_data("imagewoof", "Images").iterdir())[:2]:
+        (more / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.iterdir())[40:44]:  # trained_repo used the first 40
+            shutil.copyfile(photo, more / folder.name / photo.name)
+    sh(["python", "-m", "stages.ingest", str(more.parent), "--into", "data/new"], repo, env)
+    sh(["dvc", "add", "-q", "data/new"], repo, env)
+    sh(["dvc", "repro", "-q"], repo, env)
+    sh(["dvc", "push", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-q", "-m", "data v2: 8 more photos"], repo, env)
+    v2_files = file_hashes(repo, *REAL)
+    assert len(v2_files) > len(v1_files)  # 8 more photos in data/new
+    assert v2_files["models/model.onnx"] != v1_files["models/model.onnx"]
+
+    tracked = ["dvc.lock", "data/new.dvc", "dvclive/metrics.json", "eval"]
+    sh(["git", "checkout", v1, "--", *tracked], repo, env)
+    sh(["dvc", "checkout", "-q"], repo, env)
+    assert file_hashes(repo, *REAL) == v1_files
+    assert "up to date" in sh(["dvc", "status"], repo, env).stdout
+
+    clone = tmp_path / "clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    sh(["git", "checkout", "-q", v1], clone, env)
+    sh(["python", "-m", "stages.remote", url, "--endpoint", gcs.url], clone, env)
+    sh(["dvc", "pull", "-q"], clone, env)
+    assert "up to date" in sh(["dvc", "status"], clone, env).stdout
+    assert file_hashes(clone, *REAL) == v1_files
+    photo = next((more / sorted(p.name for p in more.iterdir())[0]).iterdir())
+    out = sh(["python", "-m", "bot.predict", "--json", str(photo)], clone, env).stdout
+    result = json.loads(out.splitlines()[0])
+    labels = {
+        label["name"] for label in json.loads((clone / "models/model.json").read_text())["labels"]
+    }
+    assert result["verdict"] in {"dog", "unsure"} and result["breeds"][0]["breed"] in labels
