@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot import breeds
 from tests.conftest import require_shared_data
-from tests.gcs.repos import add_photos, file_hashes, sh
+from tests.gcs.repos import add_photos, file_hashes, sh, uid
 from tests.gcs.server import FakeGcs
 
 pytestmark = pytest.mark.timeout(240)
@@ -79,17 +80,22 @@ def test_real_model_round_trip_through_gcs(
     sh(["dvc", "push", "-q"], repo, env)
     v1_files = file_hashes(repo, *REAL)
 
-    more = tmp_path / "more" / "Images"
+    # v2: users' photos arrive in the feedback bucket as the bot writes them; collect + retrain.
+    photos = []
     for folder in sorted(require_shared_data("imagewoof", "Images").iterdir())[:2]:
-        (more / folder.name).mkdir(parents=True)
+        breed = breeds.parse(folder.name).name
         for photo in sorted(folder.iterdir())[40:44]:  # trained_repo used the first 40
-            shutil.copyfile(photo, more / folder.name / photo.name)
-    sh(["python", "-m", "stages.ingest", str(more.parent), "--into", "data/new"], repo, env)
-    sh(["dvc", "add", "-q", "data/new"], repo, env)
+            data = photo.read_bytes()
+            stem = f"inbox/{breed}/{breed}_{uid(data)}"
+            gcs.upload(bucket, f"{stem}.jpg", data)
+            gcs.upload(bucket, f"{stem}.json", json.dumps({"breed": breed}).encode())
+            photos.append(photo)
+    collect = ["python", "-m", "stages.collect", "--from", f"gs://{bucket}/inbox", "--push"]
+    assert "imported 8" in sh(collect, repo, {**env, "STORAGE_EMULATOR_HOST": gcs.url}).stdout
     sh(["dvc", "repro", "-q"], repo, env)
     sh(["dvc", "push", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-q", "-m", "data v2: 8 more photos"], repo, env)
+    sh(["git", "commit", "-q", "-m", "data v2: 8 photos from users"], repo, env)
     v2_files = file_hashes(repo, *REAL)
     assert len(v2_files) > len(v1_files)  # 8 more photos in data/new
     assert v2_files["models/model.onnx"] != v1_files["models/model.onnx"]
@@ -107,8 +113,7 @@ def test_real_model_round_trip_through_gcs(
     sh(["dvc", "pull", "-q"], clone, env)
     assert "up to date" in sh(["dvc", "status"], clone, env).stdout
     assert file_hashes(clone, *REAL) == v1_files
-    photo = next((more / sorted(p.name for p in more.iterdir())[0]).iterdir())
-    out = sh(["python", "-m", "bot.predict", "--json", str(photo)], clone, env).stdout
+    out = sh(["python", "-m", "bot.predict", "--json", str(photos[0])], clone, env).stdout
     result = json.loads(out.splitlines()[0])
     labels = {
         label["name"] for label in json.loads((clone / "models/model.json").read_text())["labels"]
