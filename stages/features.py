@@ -76,6 +76,8 @@ def feature_session(spec: FeatureSpec, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # no busy-waiting between runs: the decoding thread needs those cycles on a 2-core machine
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = save_onnx(graph, Path(tmp) / "features.onnx", spec.size, ["features"])
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

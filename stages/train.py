@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,9 @@ def export_net(module: BreedModule, backbone: Backbone) -> BreedNet:
 
 
 def load_checkpoint(module: BreedModule, path: Path) -> BreedModule:
-    """Load a Lightning checkpoint's weights into `module` (built the same way)."""
+    """Load a Lightning checkpoint's weights into `module` (built the same way), on the CPU."""
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
+    module.cpu().load_state_dict(state)
     return module.eval()
 
 
@@ -210,7 +211,9 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     shutil.rmtree(checkpoints, ignore_errors=True)
     loggers = make_loggers(params, len(labels))
     trainer = make_trainer(train, loggers, checkpoints)
+    started = time.perf_counter()
     trainer.fit(module, datamodule=data)
+    log.info("fit: %d epochs in %.1f s", trainer.current_epoch, time.perf_counter() - started)
     best = Path(trainer.checkpoint_callback.best_model_path)
     monitor = train["early_stopping"]["monitor"]
     log.info(
