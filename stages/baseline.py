@@ -22,7 +22,7 @@ from stages.export import export_onnx, imagenet_dogs, write_model_json
 log = logging.getLogger(__name__)
 
 NOT_STANFORD = frozenset({251})  # dalmatian
-# No data to choose them from: fixed, conservative values (see README "Thresholds").
+# No data to choose them from: fixed values (a trained model chooses its own: stages/thresholds.py).
 THRESHOLDS = {"dog": 0.5, "unsure": 0.3}
 
 
