@@ -83,7 +83,8 @@ def feature_session(spec: FeatureSpec, threads: int):
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def _load(path: Path, spec: FeatureSpec) -> np.ndarray | None:
+def load_pixels(path: Path, spec: FeatureSpec) -> np.ndarray | None:
+    """The centre crop the network sees, or None (logged) for a photo that cannot be read."""
     try:
         return load_for_model(path, spec.resize, spec.size)
     except (BadImage, OSError) as exc:
@@ -108,7 +109,7 @@ def compute(
     with ThreadPoolExecutor(max_workers=1) as pool:
 
         def decode(batch: list[tuple[str, Path]]):
-            return batch, [_load(path, spec) for _, path in batch]
+            return batch, [load_pixels(path, spec) for _, path in batch]
 
         batches = _batches(items, batch_size)
         pending = pool.submit(decode, next(batches))

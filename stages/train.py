@@ -25,7 +25,7 @@ from stages import thresholds
 from stages.backbone import Backbone, BreedNet, load_backbone, make_head
 from stages.datamodule import FeatureDataModule, PhotoDataModule
 from stages.export import export_onnx, imagenet_dogs, write_model_json
-from stages.features import FeatureSpec, load_cache, negative_photos
+from stages.features import FeatureSpec, load_cache, load_pixels, negative_photos
 from stages.lit_module import BreedModule
 from stages.manifest import read_labels
 from stages.neptune_logger import finish_tracking, training_logger
@@ -143,31 +143,11 @@ def negatives_scores(
         cache = load_cache(spec.path(FEATURES, negatives=True))
         x = torch.from_numpy(np.stack(list(cache.values())).astype(np.float32)) if cache else None
     else:
-        from bot.imaging import load_for_model
-
-        photos = [p for _, p in negative_photos(Path(folder))]
-        x = torch.from_numpy(np.stack([load_for_model(p, spec.resize, spec.size) for p in photos]))
+        pixels = [load_pixels(p, spec) for _, p in negative_photos(Path(folder))]
+        x = torch.from_numpy(np.stack([px for px in pixels if px is not None]))
     if x is None:
         return None
     return score(net, [(x[i : i + 256], torch.zeros(0)) for i in range(0, len(x), 256)])[1]
-
-
-def choose_thresholds(export: dict, val: tuple, not_dog: np.ndarray | None) -> dict[str, float]:
-    """export.dog_threshold / unsure_threshold: numbers as given, "auto" from the data."""
-    probs, dog, y = val
-    if len(y) == 0 and "auto" in (export["dog_threshold"], export["unsure_threshold"]):
-        raise ValueError("the validation split is empty: 'auto' thresholds are chosen on it")
-    auto = {
-        "dog": lambda: thresholds.dog_threshold(dog, not_dog),
-        "unsure": lambda: thresholds.unsure_threshold(
-            probs.max(1), probs.argmax(1) == y, probs.shape[1]
-        ),
-    }
-    chosen = {}
-    for name, rule in auto.items():
-        value = export[f"{name}_threshold"]
-        chosen[name] = rule() if value == "auto" else float(value)
-    return chosen
 
 
 def make_trainer(train: dict[str, Any], loggers: list, checkpoints: Path) -> L.Trainer:
@@ -227,7 +207,7 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     metrics["best_" + monitor.replace("/", "_")] = float(
         trainer.checkpoint_callback.best_model_score
     )
-    chosen = choose_thresholds(export, val, negatives_scores(net, params, spec, train["mode"]))
+    chosen = thresholds.choose(export, val, negatives_scores(net, params, spec, train["mode"]))
     export_onnx(net, out / "model.onnx", train["image_size"])
     meta = write_model_json(
         out,

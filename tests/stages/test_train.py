@@ -173,3 +173,13 @@ def test_onnx_model_matches_the_lightning_checkpoint(trained_repo: Path) -> None
     assert np.abs(breeds - want_breeds.numpy()).max() <= 1e-4
     assert np.abs(dog - want_dog.numpy()).max() <= 1e-4
     assert breeds.max(axis=1).min() > 0.1  # a trained model, not a uniform one
+
+
+def test_numbers_in_params_override_auto_thresholds() -> None:
+    val = (np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([0.99, 0.8]), np.array([0, 1]))
+    chosen = thresholds.choose({"dog_threshold": 0.3, "unsure_threshold": "auto"}, val, None)
+    assert chosen["dog"] == 0.3
+    assert chosen["unsure"] == 0.75  # the floor for K=2: halfway from uniform (0.5) to 1
+    with pytest.raises(ValueError, match="validation split is empty"):
+        empty = (np.zeros((0, 2)), np.zeros(0), np.zeros(0, int))
+        thresholds.choose({"dog_threshold": "auto", "unsure_threshold": 0.5}, empty, None)
