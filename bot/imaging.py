@@ -16,6 +16,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# Bump when `decode` or `center_crop` change what the network sees: cached features key on it.
+PREPROCESSING_VERSION = 2
 DEFAULT_MAX_PIXELS = 60_000_000
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 _WHITE = (255, 255, 255)
@@ -119,12 +121,21 @@ def resize_shorter(img: Image.Image, shorter_side: int, upscale: bool = True) ->
 
 
 def center_crop(img: Image.Image, resize: int, size: int) -> np.ndarray:
-    """What the network sees: shorter side to `resize`, centre `size`x`size`, HWC uint8 RGB."""
-    img = resize_shorter(img, resize)
+    """What the network sees: shorter side to `resize`, centre `size`x`size`, HWC uint8 RGB.
+
+    Resamples only the crop's region of the source (PIL `box`): the same pixels as resizing
+    the whole photo and then cropping (within 1 level), for about half the work.
+    """
     width, height = img.size
-    left = (width - size) // 2
-    top = (height - size) // 2
-    crop = img.crop((left, top, left + size, top + size))
+    scale = resize / min(width, height)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top = (out_w - size) // 2, (out_h - size) // 2
+    if scale == 1:
+        crop = img.crop((left, top, left + size, top + size))
+    else:
+        sx, sy = width / out_w, height / out_h
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        crop = img.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
     return np.asarray(crop, dtype=np.uint8)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from bot.imaging import BadImage, load_for_model
+from bot.imaging import PREPROCESSING_VERSION, BadImage, load_for_model
 from stages.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -45,22 +45,42 @@ class FeatureSpec:
         return root / f"{prefix}{self.backbone}-{self.resize}-{self.size}.npz"
 
 
-def load_cache(path: Path) -> dict[str, np.ndarray]:
-    """hash -> float16 feature vector (empty when the file does not exist)."""
+def fingerprint(stamp: str = "") -> str:
+    """What else the features depend on: the preprocessing code's version and its settings."""
+    return f"imaging-v{PREPROCESSING_VERSION}:{stamp}"
+
+
+def preprocess_stamp(root: Path = PREPROCESSED) -> str:
+    """The settings preprocess stored the photos with (shorter side, JPEG quality)."""
+    stamp = root / "preprocess.json"
+    return stamp.read_text().strip() if stamp.exists() else ""
+
+
+def load_cache(path: Path, stamp: str | None = None) -> dict[str, np.ndarray]:
+    """hash -> float16 features; with `stamp`, empty when made with other preprocessing."""
     if not path.exists():
         return {}
     with np.load(path) as data:
+        stored = str(data["fingerprint"]) if "fingerprint" in data else ""
+        if stamp is not None and stored != fingerprint(stamp):
+            log.info("%s was made with other preprocessing: recomputing it", path)
+            return {}
         return dict(zip(data["hashes"].tolist(), data["features"], strict=True))
 
 
-def save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
+def save_cache(path: Path, cache: dict[str, np.ndarray], stamp: str = "") -> None:
     """Write the cache atomically, sorted by hash (so identical content gives identical files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     hashes = sorted(cache)
     features = np.stack([cache[h] for h in hashes]).astype(np.float16) if hashes else np.zeros(0)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temp.open("wb") as fh:
-        np.savez(fh, hashes=np.array(hashes, dtype=str), features=features)
+        np.savez(
+            fh,
+            hashes=np.array(hashes, dtype=str),
+            features=features,
+            fingerprint=np.array(fingerprint(stamp)),
+        )
     os.replace(temp, path)
 
 
@@ -129,15 +149,29 @@ def compute(
 
 
 def update(
-    path: Path, items: list[tuple[str, Path]], spec: FeatureSpec, threads: int, batch_size: int
+    path: Path,
+    items: list[tuple[str, Path]],
+    spec: FeatureSpec,
+    threads: int,
+    batch_size: int,
+    stamp: str = "",
 ) -> int:
-    """Add the features of the photos `path` lacks; returns how many were computed."""
-    cache = load_cache(path)
-    missing = list({h: p for h, p in items if h not in cache}.items())
-    log.info("%s: %d cached, %d to compute", path, len(items) - len(missing), len(missing))
-    if missing or not path.exists():
+    """Compute the features `path` lacks and drop those of photos gone; returns how many new."""
+    cache = load_cache(path, stamp)
+    wanted = dict(items)
+    missing = [(h, p) for h, p in wanted.items() if h not in cache]
+    stale = len(cache.keys() - wanted.keys())
+    log.info(
+        "%s: %d cached, %d to compute, %d dropped",
+        path,
+        len(wanted) - len(missing),
+        len(missing),
+        stale,
+    )
+    if missing or stale or not path.exists():
+        cache = {h: f for h, f in cache.items() if h in wanted}
         cache.update(compute(missing, spec, threads, batch_size, desc=path.stem))
-        save_cache(path, cache)
+        save_cache(path, cache, stamp)
     return len(missing)
 
 
@@ -161,7 +195,8 @@ def main() -> None:
     spec = FeatureSpec(train["backbone"], train["resize"], train["image_size"])
     threads, batch = features["threads"], features["batch_size"]
     rows = read_manifest(PREPROCESSED)
-    update(spec.path(), [(r.hash, PREPROCESSED / r.path) for r in rows], spec, threads, batch)
+    items = [(r.hash, PREPROCESSED / r.path) for r in rows]
+    update(spec.path(), items, spec, threads, batch, stamp=preprocess_stamp())
     negatives = params.get("evaluate", {}).get("negatives")
     if negatives:
         items = negative_photos(Path(negatives))

@@ -40,6 +40,22 @@ def test_features_are_incremental_and_match_torch(tmp_path) -> None:
     np.testing.assert_allclose(first.astype(np.float32), want, atol=2e-2, rtol=1e-2)
 
 
+def test_changed_preprocessing_recomputes_and_gone_photos_are_dropped(tmp_path) -> None:
+    root = make_preprocessed(tmp_path / "pre", splits=["train", "val"])
+    from stages.manifest import read_manifest
+
+    items = [(r.hash, root / r.path) for r in read_manifest(root)]
+    cache_path = SPEC.path(tmp_path / "features")
+    assert update(cache_path, items, SPEC, threads=1, batch_size=8, stamp="side=256") == len(items)
+    assert update(cache_path, items, SPEC, threads=1, batch_size=8, stamp="side=256") == 0
+    # other preprocessing settings: nothing cached is trusted
+    assert update(cache_path, items, SPEC, threads=1, batch_size=8, stamp="side=300") == len(items)
+    # a photo leaves the data: its features leave the cache, nothing is recomputed
+    assert update(cache_path, items[1:], SPEC, threads=1, batch_size=8, stamp="side=300") == 0
+    assert set(load_cache(cache_path, "side=300")) == {h for h, _ in items[1:]}
+    assert load_cache(cache_path, "side=256") == {}
+
+
 def test_bad_photos_are_skipped_and_negatives_hashed(tmp_path) -> None:
     folder = tmp_path / "not-dogs"
     folder.mkdir()
