@@ -10,12 +10,14 @@ hits both alike. Writes a markdown table to stdout and bench/out/predict.md.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,6 @@ PHOTO = ROOT.parent / "shared/data/imagewoof/Images/n02088364-beagle/n02088364_1
 THREADS = 2
 LIMIT_MS = 10.0
 MIN_SPEEDUP = 3.0
-BLOCK = 5
 
 
 def make_jpeg(out: Path, source: Path = PHOTO) -> Path:
@@ -86,36 +87,61 @@ def percentiles(samples: list[float]) -> tuple[float, float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.min())
 
 
-def run(model_dir: Path, n: int) -> str:
-    """Time both paths `n` times each (after warm-up); return the markdown report."""
+def _timed(fn: Callable[[], object], n: int) -> list[float]:
+    for _ in range(10):  # warm-up: allocators, caches, the TorchScript profiling runs
+        fn()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def time_ours(model_dir: Path, jpeg: Path, n: int) -> tuple[dict[str, list[float]], str, str]:
+    """Our path, in a process of its own (no torch loaded): whole, decode + crop, model."""
     from bot.predictor import Predictor
 
     predictor = Predictor.load(model_dir, threads=THREADS)
+    pixels = predictor.pixels(jpeg)
+    times = {
+        "ours": _timed(lambda: predictor.predict(jpeg), n),
+        "decode": _timed(lambda: predictor.pixels(jpeg), n),
+        "model": _timed(lambda: predictor.run(pixels), n),
+    }
+    about = f"{predictor.name} {predictor.version}"
+    return times, predictor.predict(jpeg).breeds[0].breed, about
+
+
+def time_seed(model_dir: Path, jpeg: Path, n: int) -> tuple[list[float], str]:
+    """The seed's path, in a process of its own, as the seed served it."""
+    from bot.predictor import Predictor
+
+    labels = Predictor.load(model_dir, threads=1).labels
     seed = seed_path()
+    return _timed(lambda: seed(jpeg), n), labels[int(seed(jpeg).argmax())].name
+
+
+def run(model_dir: Path, n: int) -> str:
+    """Time both paths `n` times each, each in a fresh process; return the markdown report.
+
+    Separate processes, one after the other, so that neither path's idle threads (OpenMP or
+    ONNX Runtime spinning) steal the other's cores; each path runs twice, alternating, so that
+    load changes hit both alike.
+    """
     load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {"ours": [], "decode": [], "model": [], "seed": []}
+    spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         jpeg = make_jpeg(Path(tmp) / "photo.jpg")
-        ours_top = predictor.predict(jpeg).breeds[0].breed
-        seed_top = predictor.labels[int(seed(jpeg).argmax())].name
-        pixels = predictor.pixels(jpeg)
-        for _ in range(10):  # warm-up: allocators, caches, the TorchScript profiling runs
-            predictor.predict(jpeg)
-            seed(jpeg)
-        # Rounds of BLOCK calls of each path, so that load changes hit all paths alike while
-        # one path's idle threads (ORT or OpenMP spinning) barely touch the next path's timing.
-        for _ in range(max(1, n // BLOCK)):
-            for key, fn in (
-                ("ours", lambda: predictor.predict(jpeg)),
-                ("decode", lambda: predictor.pixels(jpeg)),
-                ("model", lambda: predictor.run(pixels)),
-                ("seed", lambda: seed(jpeg)),
-            ):
-                fn()  # not timed: the first call after another path
-                for _ in range(BLOCK):
-                    start = time.perf_counter()
-                    fn()
-                    times[key].append(time.perf_counter() - start)
+        for _ in range(2):
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                ours, ours_top, about = pool.submit(time_ours, model_dir, jpeg, n // 2).result()
+            for key, samples in ours.items():
+                times[key] += samples
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                seed, seed_top = pool.submit(time_seed, model_dir, jpeg, n // 2).result()
+            times["seed"] += seed
     load_after = os.getloadavg()[0]
     stats = {key: percentiles(samples) for key, samples in times.items()}
     p50, s50 = stats["ours"][0], stats["seed"][0]
@@ -143,7 +169,7 @@ def run(model_dir: Path, n: int) -> str:
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
         + (" (measured under load: rerun on an idle machine)" if load_before > 0.5 else ""),
-        f"- model: {model_dir} ({predictor.name} {predictor.version})",
+        f"- model: {model_dir} ({about})",
     ]
     return "\n".join(lines) + "\n"
 
