@@ -3,8 +3,8 @@
 Ours: `bot.predictor.Predictor.predict(path)` = safe decode (JPEG draft at reduced scale) +
 `center_crop` + the exported ONNX model. The seed's: the same EfficientNet-Lite0 network (the
 baseline's weights and heads) traced to TorchScript, with eager torchvision transforms on the
-fully decoded PIL image. Both on 2 threads, interleaved photo by photo so that background load
-hits both alike. Writes a markdown table to stdout and bench/out/predict.md.
+fully decoded PIL image. Both on 2 threads, each in a process of its own, twice, alternating.
+Writes a markdown table to stdout and bench/out/predict.md.
 """
 
 from __future__ import annotations
