@@ -90,6 +90,10 @@ def build_application(
         .read_timeout(settings.request_timeout_s)
         .write_timeout(settings.request_timeout_s)
         .media_write_timeout(settings.request_timeout_s)
+        # httpcore checks every idle connection of its pool on each request: a small pool
+        # (PTB's default is 256) keeps that cheap under load; requests wait for a free one.
+        .connection_pool_size(8)
+        .pool_timeout(settings.request_timeout_s)
         .concurrent_updates(64)
     )
     if webhook:
