@@ -86,6 +86,21 @@ def test_finetune_mode_trains_end_to_end_on_photos(tiny_repo) -> None:
     check_model_dir(tiny_repo / "models")
 
 
+@pytest.mark.gpu
+def test_finetune_mode_on_a_gpu_exports_a_cpu_model(tiny_repo) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (train.trainer.accelerator: gpu)")
+    from stages.train import run
+
+    params = shrunk_params("finetune", tiny_repo / "not-dogs")
+    params["train"]["max_epochs"] = 1
+    params["train"]["trainer"].update(accelerator="gpu", devices=1, precision="16-mixed")
+    run(params, tiny_repo / "models")
+    check_model_dir(tiny_repo / "models")  # the ONNX export runs on CPU Runtime
+
+
 def test_missing_features_are_a_clear_error(tiny_repo) -> None:
     from stages.train import run
 
