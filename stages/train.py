@@ -21,13 +21,13 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 
-from stages import thresholds
+from stages import quantize, thresholds
 from stages.backbone import Backbone, BreedNet, load_backbone, make_head
 from stages.datamodule import FeatureDataModule, PhotoDataModule
 from stages.export import export_onnx, imagenet_dogs, write_model_json
 from stages.features import FeatureSpec, load_cache, load_pixels, negative_photos
 from stages.lit_module import BreedModule
-from stages.manifest import read_labels
+from stages.manifest import read_labels, read_manifest
 from stages.neptune_logger import finish_tracking, training_logger
 from stages.transforms import make_transform
 
@@ -150,6 +150,14 @@ def negatives_scores(
     return score(net, [(x[i : i + 256], torch.zeros(0)) for i in range(0, len(x), 256)])[1]
 
 
+def calibration_pixels(spec: FeatureSpec, count: int) -> np.ndarray:
+    """Centre crops of `count` train-split photos (lowest hashes: the same on every run)."""
+    train_rows = (r for r in read_manifest(PREPROCESSED) if r.split == "train")
+    rows = sorted(train_rows, key=lambda r: r.hash)
+    pixels = (load_pixels(PREPROCESSED / r.path, spec) for r in rows[:count])
+    return np.stack([px for px in pixels if px is not None])
+
+
 def make_trainer(train: dict[str, Any], loggers: list, checkpoints: Path) -> L.Trainer:
     """A Trainer from `train.trainer`, with early stopping and best-checkpoint saving."""
     stop = train["early_stopping"]
@@ -181,6 +189,7 @@ def make_trainer(train: dict[str, Any], loggers: list, checkpoints: Path) -> L.T
 def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     """Train, export the best checkpoint to `out`; returns model.json's content."""
     train, export = params["train"], params["export"]
+    quantization = quantize.check_mode(export.get("quantize", "none"))
     L.seed_everything(train["seed"], workers=True)
     labels = read_labels(PREPROCESSED)
     spec = FeatureSpec(train["backbone"], train["resize"], train["image_size"])
@@ -209,6 +218,9 @@ def run(params: dict[str, Any], out: Path = MODELS) -> dict[str, Any]:
     )
     chosen = thresholds.choose(export, val, negatives_scores(net, params, spec, train["mode"]))
     export_onnx(net, out / "model.onnx", train["image_size"])
+    if quantization == "int8":
+        calibration = calibration_pixels(spec, export.get("calibration_photos", 64))
+        quantize.quantize_int8(out / "model.onnx", calibration)
     meta = write_model_json(
         out,
         name="breed-classifier",

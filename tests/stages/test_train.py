@@ -11,60 +11,16 @@ import pytest
 import yaml
 
 from stages import thresholds
-from stages.features import FeatureSpec, negative_photos, update
 from stages.manifest import read_manifest
-from tests.stages.tiny_dataset import BREEDS, COLOURS, make_preprocessed, photo_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def shrunk_params(mode: str, negatives: Path) -> dict:
-    """The repo's params.yaml, made tiny (the real config, not a fake one)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(mode=mode, batch_size=4, max_epochs=2)
-    params["train"]["trainer"]["limit_train_batches"] = 2  # passed through to the Trainer
-    params["features"].update(threads=1)
-    params["evaluate"]["negatives"] = str(negatives)
-    return params
-
-
-@pytest.fixture
-def tiny_repo(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    make_preprocessed(tmp_path / "data/preprocessed")
-    negatives = tmp_path / "not-dogs"
-    negatives.mkdir()
-    for i in range(3):
-        (negatives / f"n{i}.jpg").write_bytes(photo_bytes((20 * i, 200, 20), seed=50 + i))
-    return tmp_path
-
-
-def check_model_dir(models: Path) -> dict:
-    meta = json.loads((models / "model.json").read_text())
-    assert meta["name"] == "breed-classifier"
-    assert [lab["name"] for lab in meta["labels"]] == [b[0] for b in BREEDS]
-    assert meta["labels"][2]["wnid"] is None
-    assert 0 <= meta["thresholds"]["dog"] <= 1 and 0 <= meta["thresholds"]["unsure"] <= 1
-    assert {"val_top1", "val_top3", "test_top1", "best_epoch"} <= set(meta["metrics"])
-    assert meta["provenance"]["data_version"].startswith("manifest-sha256:")
-    assert meta["provenance"]["params"]["train"]["lr"] == 0.001
-    assert (models / "checkpoints" / "best.ckpt").exists()
-    session = ort.InferenceSession(str(models / "model.onnx"), providers=["CPUExecutionProvider"])
-    probs, dog = session.run(None, {"pixels": np.zeros((2, 224, 224, 3), np.uint8)})
-    assert probs.shape == (2, 3) and dog.shape == (2,)
-    return meta
+from tests.stages.tiny_dataset import COLOURS, photo_bytes
+from tests.stages.training import cache_features, check_model_dir, shrunk_params
 
 
 def test_head_mode_trains_from_cached_features(tiny_repo) -> None:
     from stages.train import run
 
     params = shrunk_params("head", tiny_repo / "not-dogs")
-    spec = FeatureSpec("efficientnet-lite0", 256, 224)
-    pre = tiny_repo / "data/preprocessed"
-    rows = [(r.hash, pre / r.path) for r in read_manifest(pre)]
-    update(spec.path(tiny_repo / "data/features"), rows, spec, threads=1, batch_size=16)
-    negatives = negative_photos(tiny_repo / "not-dogs")
-    update(spec.path(tiny_repo / "data/features", negatives=True), negatives, spec, 1, 16)
+    cache_features(tiny_repo)
     meta = run(params, tiny_repo / "models")
     check_model_dir(tiny_repo / "models")
     # single-colour "breeds" are trivially separable: anything below is a bug
