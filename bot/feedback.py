@@ -2,7 +2,9 @@
 
 Layout (what the ingest of data/new reads): `<breed>/<breed>_<uid>.jpg` plus the sidecar
 `<breed>/<breed>_<uid>.json`; uid = first 16 hex of sha256 of the photo bytes. Book-keeping
-lives in dot-folders that can never be a breed slug: `.salt` and `.consent/<chat hash>.json`.
+lives in dot-folders that can never be a breed slug: `.salt`, `.consent/<chat hash>.json` and
+`.forgotten/<chat hash>.json` (tombstones of /forget, so that `stages.collect` can remove the
+photos of that user it had already brought into data/new).
 A sidecar is written after its photo, so a sidecar always means a complete photo (local files
 are also written atomically).
 """
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 SOURCE = "telegram"
+
+
+FORGOTTEN = ".forgotten"  # tombstones of /forget, read by stages.collect
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,9 @@ class FeedbackStore:
 
     def sidecars(self) -> list[str]:
         """Paths of every sidecar in the store."""
-        return sorted(self.fs.glob(self._path("*", "*.json")))
+        found = self.fs.glob(self._path("*", "*.json"))
+        # book-keeping (.consent, .forgotten) is not photos' sidecars
+        return sorted(p for p in found if not p.rsplit("/", 2)[-2].startswith("."))
 
     def forget(self, chat_id: int) -> int:
         """Delete every photo, sidecar and consent record of a chat; returns the photo count."""
@@ -137,6 +144,10 @@ class FeedbackStore:
         consent = self._path(".consent", f"{key}.json")
         if self.fs.exists(consent):
             self.fs.rm_file(consent)
+        # A tombstone (the salted hash only): `stages.collect` removes this user's photos that
+        # were already collected into data/new before they could be deleted here.
+        stamp = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
+        self._write(self._path(FORGOTTEN, f"{key}.json"), json.dumps(stamp).encode())
         logger.info("forgot %d photos of one user", removed)
         return removed
 

@@ -11,7 +11,9 @@ what the rollback removed. A run lists the store, skips what the ledger has at t
 and imports the rest in batches: download into a temp folder, `stages.ingest.ingest` (the same
 validation and canonical JPEGs as every other photo; atomic writes; idempotent by content uid),
 then rewrite the ledger atomically. A kill between the two only means the batch is looked at
-again (ingest counts it "unchanged"): nothing lost, nothing twice. Then `dvc add data/new`.
+again (ingest counts it "unchanged"): nothing lost, nothing twice. Photos of users who sent
+/forget (the bot leaves a tombstone with their salted hash) are removed from data/new, so the
+next data version no longer has them. Then `dvc add data/new`.
 
 Why not `dvc import-url --version-aware gs://... data/new` + `dvc update`: that copies the store
 verbatim (sidecars, undecodable uploads, no breeds.json) instead of ingesting it; `dvc update`
@@ -36,6 +38,7 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from bot.feedback import FORGOTTEN
 from stages.gcs import StorageError, open_store, run_dvc
 from stages.ingest import Settings, ingest
 from stages.photos import atomic_write
@@ -140,6 +143,30 @@ def import_batch(
     return entries
 
 
+def forgotten_chats(fs: Any, root: str) -> set[str]:
+    """Salted chat hashes of users who sent /forget (the bot's tombstones in the store)."""
+    return {PurePosixPath(path).stem for path in fs.glob(f"{root}/{FORGOTTEN}/*.json")}
+
+
+def forget_collected(into: Path, ledger: dict[str, dict], chats: set[str]) -> int:
+    """Delete from `into` the photos collected from `chats`; returns how many were removed.
+
+    Only photos this ledger entry imported are deleted: a "duplicate" entry's file in `into`
+    came from someone else. The entries are marked "forgotten" either way.
+    """
+    removed = 0
+    for entry in ledger.values():
+        chat = (entry.get("sidecar") or {}).get("chat")
+        if chat not in chats or entry.get("outcome") == "forgotten":
+            continue
+        photo = into / entry["object"]
+        if entry.get("outcome") == "imported" and photo.exists():
+            photo.unlink()
+            removed += 1
+        entry["outcome"] = "forgotten"
+    return removed
+
+
 def collect(url: str, into: Path, settings: Settings, batch_size: int = BATCH) -> dict[str, int]:
     """Import every complete store photo the ledger does not have yet; returns outcome counts."""
     fs, root = open_store(url)
@@ -156,6 +183,11 @@ def collect(url: str, into: Path, settings: Settings, batch_size: int = BATCH) -
         for entry in entries.values():
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
         log.info("collected %d/%d", start + len(batch), len(todo))
+    removed = forget_collected(into, ledger, forgotten_chats(fs, root))
+    if removed:
+        write_ledger(into, ledger)
+        counts["forgotten"] = removed
+        log.info("removed %d collected photos of users who sent /forget", removed)
     return counts
 
 
