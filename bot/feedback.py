@@ -104,7 +104,7 @@ class FeedbackStore:
         """Store one photo + sidecar under `<breed>/`; returns the photo's path."""
         name = breeds.slug(breed)
         data = as_jpeg(photo)
-        uid = hashlib.sha256(data).hexdigest()[:16]
+        uid = imaging.content_id(data)
         stem = self._path(name, f"{name}_{uid}")
         sidecar = Sidecar(
             breed=name,

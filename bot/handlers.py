@@ -12,13 +12,11 @@ from telegram.ext import ContextTypes
 
 from bot import feedback_flow, texts
 from bot.feedback_flow import CONSENT_KEY
-from bot.imaging import BadImage
+from bot.imaging import IMAGE_SUFFIXES, BadImage
 from bot.model_holder import ReloadError
 from bot.state import AWAITING, PENDING, Pending, download, remember, services
 
 logger = logging.getLogger(__name__)
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -110,7 +108,7 @@ def _is_image_document(message: Message) -> bool:
         return False
     if (document.mime_type or "").startswith("image/"):
         return True
-    return (document.file_name or "").lower().endswith(_IMAGE_SUFFIXES)
+    return (document.file_name or "").lower().endswith(IMAGE_SUFFIXES)
 
 
 async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,6 +8,7 @@ orientation is applied, and every mode (RGBA, LA, P, CMYK, 16-bit, greyscale) en
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -20,6 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 PREPROCESSING_VERSION = 2
 DEFAULT_MAX_PIXELS = 60_000_000
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+# File names worth trying as photos (folders walked by predict, features, the bot's documents).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".mpo")
 _WHITE = (255, 255, 255)
 
 
@@ -33,6 +36,11 @@ class BadImage(ValueError):
 
 
 Source = bytes | str | Path | BinaryIO
+
+
+def content_id(data: bytes) -> str:
+    """A photo's identity: the first 16 hex of its sha256 (file uid, manifest hash, store uid)."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _open(source: Source) -> Image.Image:

@@ -17,12 +17,10 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bot.imaging import BadImage
+from bot.imaging import IMAGE_SUFFIXES, BadImage
 from bot.predictor import ModelError, Prediction, Predictor
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif",
-                            ".tiff", ".mpo"})  # fmt: skip
 
 
 def default_model_dir(root: Path = Path(".")) -> Path:

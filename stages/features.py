@@ -8,7 +8,6 @@ their own file, used to choose the dog threshold.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -21,14 +20,14 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from bot.imaging import PREPROCESSING_VERSION, BadImage, load_for_model
+from bot.imaging import IMAGE_SUFFIXES, PREPROCESSING_VERSION, BadImage, load_for_model
 from stages.manifest import read_manifest
+from stages.photos import file_id
 
 log = logging.getLogger(__name__)
 
 FEATURES_DIR = Path("data/features")
 PREPROCESSED = Path("data/preprocessed")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def update(
 def negative_photos(folder: Path) -> list[tuple[str, Path]]:
     """(content hash, path) of every image file under `folder`."""
     photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [(hashlib.sha256(p.read_bytes()).hexdigest()[:16], p) for p in photos]
+    return [(file_id(p), p) for p in photos]
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -12,16 +11,13 @@ from typing import TypeVar
 
 from PIL import Image
 
+from bot.imaging import content_id
+
 TEMP_SUFFIX = ".tmp"
 _ORIENTATION = 0x0112
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def content_id(data: bytes) -> str:
-    """First 16 hex chars of sha256: the uid of a source photo and the hash of a stored one."""
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def file_id(path: Path) -> str:
